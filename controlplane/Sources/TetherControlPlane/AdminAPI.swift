@@ -1,0 +1,112 @@
+import Foundation
+import TetherCore
+
+/// An admin request, independent of the transport that carried it.
+public struct AdminRequest: Sendable {
+    public var method: String
+    public var path: String
+    public var query: [String: String]
+    public var body: Data
+
+    public init(method: String, path: String, query: [String: String] = [:], body: Data = Data()) {
+        self.method = method
+        self.path = path
+        self.query = query
+        self.body = body
+    }
+}
+
+public struct AdminResponse: Sendable {
+    public var status: Int
+    /// JSON: the endpoint's response type, or a `ControlPlaneError`.
+    public var body: Data
+}
+
+/// Routes admin requests to the config manager. Transport-neutral: the Unix
+/// socket server feeds it today; a remote endpoint would authenticate the
+/// caller, then feed it the same requests with that identity as `author`.
+///
+/// Endpoints (all JSON):
+/// `GET /v1/status`, `GET /v1/resources?kind=&name=`, `GET /v1/revisions?limit=`,
+/// `POST /v1/apply`, `POST /v1/diff`, `POST /v1/delete`, `POST /v1/rollback`.
+public struct AdminAPI: Sendable {
+    public let manager: ConfigManager
+    public let dataDirectory: String
+
+    public init(manager: ConfigManager, dataDirectory: String) {
+        self.manager = manager
+        self.dataDirectory = dataDirectory
+    }
+
+    /// Handles one request. Blocking (it reads and writes the database): call
+    /// it off the event loops.
+    public func handle(_ request: AdminRequest, author: String) -> AdminResponse {
+        do throws(ControlPlaneError) {
+            switch (request.method, request.path) {
+            case ("GET", "/v1/status"):
+                return ok(try manager.status(dataDirectory: dataDirectory))
+            case ("GET", "/v1/resources"):
+                var kind: ResourceKind?
+                if let name = request.query["kind"] {
+                    guard let parsed = ResourceKind(commandLineName: name) else {
+                        throw ControlPlaneError(.badRequest, "unknown kind \"\(name)\"; use one of \(ResourceKind.allCases.map(\.rawValue).joined(separator: ", "))")
+                    }
+                    kind = parsed
+                }
+                return ok(try manager.get(kind: kind, name: request.query["name"]))
+            case ("GET", "/v1/revisions"):
+                let limit = request.query["limit"].flatMap(Int.init) ?? 50
+                return ok(try manager.history(limit: max(1, min(limit, 10_000))))
+            case ("POST", "/v1/apply"):
+                return ok(try manager.apply(try decode(request.body), author: author))
+            case ("POST", "/v1/diff"):
+                return ok(try manager.diff(try decode(request.body)))
+            case ("POST", "/v1/delete"):
+                return ok(try manager.delete(try decode(request.body), author: author))
+            case ("POST", "/v1/rollback"):
+                return ok(try manager.rollback(try decode(request.body), author: author))
+            default:
+                throw ControlPlaneError(.notFound, "no admin endpoint \(request.method) \(request.path); the CLI and control plane may be different versions")
+            }
+        } catch {
+            return AdminResponse(status: Self.status(for: error.code), body: try! AdminProtocol.encoder.encode(error))
+        }
+    }
+
+    static func status(for code: ControlPlaneError.Code) -> Int {
+        switch code {
+        case .invalidConfig: 422
+        case .notFound: 404
+        case .badRequest: 400
+        case .unavailable: 503
+        case .dataDirectory, .alreadyRunning, .storage, .secrets, .internal: 500
+        }
+    }
+
+    private func ok<T: Encodable>(_ value: T) -> AdminResponse {
+        AdminResponse(status: 200, body: try! AdminProtocol.encoder.encode(value))
+    }
+
+    private func decode<T: Decodable>(_ body: Data) throws(ControlPlaneError) -> T {
+        do {
+            return try AdminProtocol.decoder.decode(T.self, from: body)
+        } catch {
+            throw ControlPlaneError(.badRequest, "the request body is not a valid \(T.self): \(error)")
+        }
+    }
+}
+
+extension AdminProtocol {
+    public static var encoder: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.sortedKeys]
+        return encoder
+    }
+
+    public static var decoder: JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return decoder
+    }
+}

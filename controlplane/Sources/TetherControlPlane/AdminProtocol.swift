@@ -1,0 +1,82 @@
+import TetherCore
+
+/// The admin API's messages, shared by the server and the CLI. They are plain
+/// Codable values so the same API can later be served on a remote,
+/// authenticated endpoint without touching the logic behind it.
+public enum AdminProtocol {
+    public static let version = "v1"
+
+    public struct ApplyRequest: Hashable, Sendable, Codable {
+        public var sources: [ConfigSource]
+        public var dryRun: Bool
+
+        public init(sources: [ConfigSource], dryRun: Bool) {
+            self.sources = sources
+            self.dryRun = dryRun
+        }
+    }
+
+    public struct DeleteRequest: Hashable, Sendable, Codable {
+        /// Resources named on the command line.
+        public var ids: [ResourceID]
+        /// Or the resources defined in files (`delete -f`).
+        public var sources: [ConfigSource]
+        public var dryRun: Bool
+
+        public init(ids: [ResourceID], sources: [ConfigSource], dryRun: Bool) {
+            self.ids = ids
+            self.sources = sources
+            self.dryRun = dryRun
+        }
+    }
+
+    public struct RollbackRequest: Hashable, Sendable, Codable {
+        public var revision: Int64
+        public var dryRun: Bool
+
+        public init(revision: Int64, dryRun: Bool) {
+            self.revision = revision
+            self.dryRun = dryRun
+        }
+    }
+
+    /// The answer to apply, delete and rollback.
+    public struct ChangeResponse: Hashable, Sendable, Codable {
+        /// The new revision; nil when nothing changed or in a dry run.
+        public var revision: Int64?
+        public var dryRun: Bool
+        public var changes: [Change]
+    }
+
+    public struct GetResponse: Hashable, Sendable, Codable {
+        public var revision: Int64
+        /// Secrets removed.
+        public var resources: [Resource]
+        /// The revision that last changed each resource, by `Kind/name`.
+        public var resourceRevisions: [String: Int64]
+    }
+
+    public struct DiffResponse: Hashable, Sendable, Codable {
+        public var revision: Int64
+        public var entries: [DiffEntry]
+    }
+
+    /// One resource's stored and proposed YAML (secrets removed; a changed
+    /// credential value shows as a changed marker, never as the value).
+    public struct DiffEntry: Hashable, Sendable, Codable {
+        public var id: ResourceID
+        public var action: Change.Action
+        public var stored: String?
+        public var proposed: String?
+    }
+
+    public struct HistoryResponse: Hashable, Sendable, Codable {
+        public var revisions: [Revision]
+    }
+
+    public struct StatusResponse: Hashable, Sendable, Codable {
+        public var revision: Int64
+        public var resources: Int
+        public var dataDirectory: String
+    }
+}

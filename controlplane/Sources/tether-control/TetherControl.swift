@@ -1,0 +1,40 @@
+import ArgumentParser
+import Foundation
+import TetherControlPlane
+
+/// `tether-control`: runs the control plane and operates it.
+@main
+struct TetherControl: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tether-control",
+        abstract: "Tether's control plane: stores mesh config and serves it to proxies.",
+        discussion: """
+            Start the control plane with `tether-control run`, then manage config from another
+            shell. Every change is validated in full and stored as a numbered revision; nothing
+            is ever half-applied.
+
+              tether-control run
+              tether-control apply -f examples/mesh.yaml
+              tether-control get routes
+              tether-control diff -f examples/mesh.yaml
+              tether-control history
+              tether-control rollback 1
+            """,
+        subcommands: [
+            Run.self, Apply.self, Get.self, Delete.self, Diff.self, Validate.self, History.self, Rollback.self,
+        ]
+    )
+}
+
+/// Where the CLI finds the control plane.
+struct ConnectionOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("The control plane's data directory; its admin socket is inside.", valueName: "dir"))
+    var dataDir: String = ProcessInfo.processInfo.environment["TETHER_DATA_DIR"] ?? DataDirectory.defaultPath
+
+    @Option(name: .long, help: ArgumentHelp("The admin socket, if not <data-dir>/admin.sock.", valueName: "path"))
+    var adminSocket: String?
+
+    var client: AdminClient {
+        AdminClient(socketPath: adminSocket ?? DataDirectory(path: dataDir).adminSocketPath)
+    }
+}
