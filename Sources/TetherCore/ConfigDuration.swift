@@ -14,6 +14,9 @@ public struct ConfigDuration: Hashable, Sendable, Comparable, Codable, CustomStr
 
     public init(parsing text: String) throws(DurationError) {
         guard !text.isEmpty else { throw DurationError(reason: "is empty; write e.g. 30s, 10m or 1h") }
+        guard !text.contains(where: \.isWhitespace) else {
+            throw DurationError(reason: "contains spaces; write the units together, e.g. 10m or 1h30m")
+        }
         var total: Int64 = 0
         var rest = Substring(text)
         var lastUnitRank = Int.max

@@ -59,11 +59,15 @@ public enum ConfigParser {
     /// One source's resources and diagnostics; a document with problems
     /// yields no resource.
     public static func parse(_ source: ConfigSource) -> ([ParsedResource], [ConfigDiagnostic]) {
-        let documents: [Node]
+        var documents: [Node] = []
         do {
-            documents = try Array(Yams.compose_all(yaml: source.text))
+            // Not `compose_all`: its sequence stops silently at an error.
+            let parser = try Parser(yaml: source.text)
+            while let document = try parser.nextRoot() {
+                documents.append(document)
+            }
         } catch let error as YamlError {
-            return ([], [syntaxDiagnostic(error, file: source.name)])
+            return ([], [syntaxDiagnostic(error, source: source)])
         } catch {
             return ([], [ConfigDiagnostic(location: nil, resource: nil, field: nil, message: "cannot be read as YAML or JSON")].map {
                 var diagnostic = $0
@@ -148,20 +152,40 @@ public enum ConfigParser {
     /// A YAML syntax error as a diagnostic. Built from the problem and its
     /// position only: the parser's own description quotes the offending
     /// line, which could be a secret.
-    static func syntaxDiagnostic(_ error: YamlError, file: String) -> ConfigDiagnostic {
-        let (problem, mark): (String, Mark?) = switch error {
-        case .scanner(let context, let problem, let mark, _): (context.map { "\(problem) \($0.text)" } ?? problem, context?.mark ?? mark)
-        case .parser(let context, let problem, let mark, _): (context.map { "\(problem) \($0.text)" } ?? problem, mark)
-        case .composer(let context, let problem, let mark, _): (context.map { "\(problem) \($0.text)" } ?? problem, mark)
-        case .duplicatedKeysInMapping(let duplicates, let context): ("field \(duplicates.sorted().map { "\"\($0)\"" }.joined(separator: ", ")) appears twice; keep one", context.mark)
+    static func syntaxDiagnostic(_ error: YamlError, source: ConfigSource) -> ConfigDiagnostic {
+        let (problem, position): (String, (line: Int, column: Int)?) = switch error {
+        case .scanner(let context, let problem, let mark, _): (context.map { "\(problem) \($0.text)" } ?? problem, ((context?.mark ?? mark).line, (context?.mark ?? mark).column))
+        case .parser(let context, let problem, let mark, _): (context.map { "\(problem) \($0.text)" } ?? problem, (mark.line, mark.column))
+        case .composer(let context, let problem, let mark, _): (context.map { "\(problem) \($0.text)" } ?? problem, (mark.line, mark.column))
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            ("field \(duplicates.sorted().map { "\"\($0)\"" }.joined(separator: ", ")) appears twice; keep one",
+             secondOccurrence(of: duplicates.sorted().first ?? "", in: source.text, mappingAt: context.mark) ?? (context.mark.line, context.mark.column))
         case .reader(let problem, _, _, _): (problem, nil)
         default: ("cannot be read as YAML or JSON", nil)
         }
         return ConfigDiagnostic(
-            location: SourceLocation(file: file, line: mark?.line ?? 1, column: mark?.column ?? 1),
+            location: SourceLocation(file: source.name, line: position?.line ?? 1, column: position?.column ?? 1),
             resource: nil,
             field: nil,
             message: "syntax error: \(problem)"
         )
+    }
+
+    /// Where a key repeats in a block mapping: the parser reports only the
+    /// mapping, but the operator needs the line to delete.
+    static func secondOccurrence(of key: String, in text: String, mappingAt mark: Mark) -> (line: Int, column: Int)? {
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        var seen = 0
+        for index in max(0, mark.line - 1)..<lines.count {
+            let line = lines[index]
+            let indent = line.prefix(while: { $0 == " " || $0 == "-" }).count
+            guard indent + 1 == mark.column || (index == mark.line - 1) else { continue }
+            let content = line.dropFirst(indent)
+            if content.hasPrefix(key), content.dropFirst(key.count).drop(while: { $0 == " " }).hasPrefix(":") {
+                seen += 1
+                if seen == 2 { return (index + 1, indent + 1) }
+            }
+        }
+        return nil
     }
 }

@@ -29,7 +29,8 @@ public struct SPIFFEIDPattern: Hashable, Sendable, Codable, CustomStringConverti
         if string.hasPrefix(prefix) {
             let rest = string.dropFirst(prefix.count)
             let slash = rest.firstIndex(of: "/") ?? rest.endIndex
-            let pathSegments = rest[slash...].dropFirst().split(separator: "/", omittingEmptySubsequences: false)
+            let path = rest[slash...]
+            let pathSegments = path.isEmpty ? [] : path.dropFirst().split(separator: "/", omittingEmptySubsequences: false)
             let replaced = pathSegments.map { ($0 == "*" || $0 == "**") ? placeholder : String($0) }
             probe = prefix + rest[..<slash] + (pathSegments.isEmpty ? "" : "/" + replaced.joined(separator: "/"))
         } else {
