@@ -63,6 +63,7 @@ let package = Package(
         .testTarget(
             name: "TetherCoreTests",
             dependencies: ["TetherCore"],
+            exclude: ["Fixtures"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -18,6 +18,7 @@ public struct ConfigManager: Sendable {
         self.secrets = secrets
     }
 
+    @discardableResult
     public func apply(_ request: AdminProtocol.ApplyRequest, author: String) throws(ControlPlaneError) -> AdminProtocol.ChangeResponse {
         let parsed = try parse(request.sources)
         guard !parsed.isEmpty else {
@@ -28,6 +29,7 @@ public struct ConfigManager: Sendable {
         }
     }
 
+    @discardableResult
     public func delete(_ request: AdminProtocol.DeleteRequest, author: String) throws(ControlPlaneError) -> AdminProtocol.ChangeResponse {
         let ids = try request.ids + parse(request.sources).map(\.resource.id)
         guard !ids.isEmpty else {
@@ -44,6 +46,7 @@ public struct ConfigManager: Sendable {
         }
     }
 
+    @discardableResult
     public func rollback(_ request: AdminProtocol.RollbackRequest, author: String) throws(ControlPlaneError) -> AdminProtocol.ChangeResponse {
         let target = try store.state(at: request.revision)
         return try change(author: author, operation: .rollback, rollbackTo: request.revision, dryRun: request.dryRun) { current in

@@ -1,0 +1,127 @@
+import Foundation
+
+/// The built `tether-control` binary: swift test builds every product into
+/// the same directory as the test runner.
+let tetherControlBinary: String = {
+    let runner = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+    var directory = runner.deletingLastPathComponent()
+    // The runner may sit inside a .xctest bundle directory.
+    while !FileManager.default.fileExists(atPath: directory.appendingPathComponent("tether-control").path), directory.path != "/" {
+        directory.deleteLastPathComponent()
+    }
+    return directory.appendingPathComponent("tether-control").path
+}()
+
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+/// What a CLI invocation did.
+struct CommandResult: Sendable {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+/// Runs `tether-control ARGS` to completion, output captured through files
+/// (pipes could fill and block).
+func tetherControl(_ arguments: [String], stdin: String? = nil, workingDirectory: String? = nil) throws -> CommandResult {
+    let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("tether-cli-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: scratch) }
+    let out = scratch.appendingPathComponent("out"), err = scratch.appendingPathComponent("err")
+    _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+    _ = FileManager.default.createFile(atPath: err.path, contents: nil)
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: tetherControlBinary)
+    process.arguments = arguments
+    if let workingDirectory { process.currentDirectoryURL = URL(fileURLWithPath: workingDirectory) }
+    process.standardOutput = try FileHandle(forWritingTo: out)
+    process.standardError = try FileHandle(forWritingTo: err)
+    let input = Pipe()
+    process.standardInput = input
+    try process.run()
+    if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+    try input.fileHandleForWriting.close()
+    process.waitUntilExit()
+    return CommandResult(
+        status: process.terminationStatus,
+        stdout: (try? String(contentsOf: out, encoding: .utf8)) ?? "",
+        stderr: (try? String(contentsOf: err, encoding: .utf8)) ?? ""
+    )
+}
+
+/// A real `tether-control run` on a temporary data directory. Killed and
+/// its directory removed when released.
+final class ControlPlaneProcess: @unchecked Sendable {
+    // @unchecked: `process` is replaced only by start()/kill(), which the
+    // owning test calls from one task at a time.
+    let root: URL
+    let dataDirectory: String
+    private var process: Process?
+
+    init() throws {
+        root = FileManager.default.temporaryDirectory.appendingPathComponent("tether-it-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        dataDirectory = root.appendingPathComponent("data").path
+        try start()
+    }
+
+    deinit {
+        if let process, process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        try? FileManager.default.removeItem(at: root)
+    }
+
+    var pid: Int32? { process?.processIdentifier }
+
+    /// Starts the server and waits (at most 20 s) until its admin API answers.
+    func start() throws {
+        let log = root.appendingPathComponent("control-\(UUID().uuidString).log")
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: tetherControlBinary)
+        process.arguments = ["run", "--data-dir", dataDirectory]
+        process.standardOutput = try FileHandle(forWritingTo: log)
+        process.standardError = try FileHandle(forWritingTo: log)
+        try process.run()
+        self.process = process
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline {
+            if try cli(["history"]).status == 0 { return }
+            guard process.isRunning else { break }
+            usleep(50_000)
+        }
+        throw IntegrationError("tether-control run did not become ready; log: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
+    }
+
+    /// SIGKILL, as a crash would.
+    func killHard() {
+        guard let process else { return }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    /// SIGTERM, and the exit status once it stopped.
+    func terminate() -> Int32 {
+        guard let process else { return -1 }
+        process.terminate()
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    func cli(_ arguments: [String], stdin: String? = nil) throws -> CommandResult {
+        try tetherControl(arguments + ["--data-dir", dataDirectory], stdin: stdin, workingDirectory: root.path)
+    }
+
+    func file(_ name: String, _ contents: String) throws -> String {
+        let path = root.appendingPathComponent(name).path
+        try contents.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+}
+
+struct IntegrationError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
