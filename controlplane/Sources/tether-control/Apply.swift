@@ -5,7 +5,7 @@ struct Apply: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Create or update resources from files.",
         discussion: """
-            Validates every document first (all errors are reported, with file, line and field)
+            Validates every document first (all errors are reported, with file, line and field) \
             and then stores all of them as one new revision — or, on any error, changes nothing.
 
               tether-control apply -f examples/mesh.yaml

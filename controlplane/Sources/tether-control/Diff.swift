@@ -6,7 +6,7 @@ struct Diff: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show how files differ from the stored config, as a unified diff.",
         discussion: """
-            Exit status, as kubectl diff: 0 no differences, 1 differences, 2 an error.
+            Exit status, as kubectl diff: 0 no differences, 1 differences, 2 an error. \
             Credential values are never shown; a changed one is marked as changed.
 
               tether-control diff -f examples/mesh.yaml

@@ -7,7 +7,7 @@ struct Get: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show stored resources (credential values are never shown).",
         discussion: """
-            KIND is a kind (Route), its plural (routes), a short name (backend, idp, policy,
+            KIND is a kind (Route), its plural (routes), a short name (backend, idp, policy, \
             cred) or `all`.
 
               tether-control get routes

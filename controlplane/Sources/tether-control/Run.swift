@@ -8,7 +8,7 @@ struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the control plane.",
         discussion: """
-            Uses an embedded SQLite database and a generated secrets key under the data
+            Uses an embedded SQLite database and a generated secrets key under the data \
             directory (created 0700 on first run). Stops gracefully on SIGTERM or SIGINT.
 
               tether-control run

@@ -9,8 +9,8 @@ struct TetherControl: AsyncParsableCommand {
         commandName: "tether-control",
         abstract: "Tether's control plane: stores mesh config and serves it to proxies.",
         discussion: """
-            Start the control plane with `tether-control run`, then manage config from another
-            shell. Every change is validated in full and stored as a numbered revision; nothing
+            Start the control plane with `tether-control run`, then manage config from another \
+            shell. Every change is validated in full and stored as a numbered revision; nothing \
             is ever half-applied.
 
               tether-control run

@@ -5,7 +5,7 @@ struct Validate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Check config files offline, without a running control plane.",
         discussion: """
-            Runs every check apply runs, against the files alone: references must resolve
+            Runs every check apply runs, against the files alone: references must resolve \
             within them unless --partial is given.
 
               tether-control validate -f examples/mesh.yaml
