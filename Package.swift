@@ -12,37 +12,77 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "tether-control", targets: ["tether-control"]),
+        .executable(name: "tether-proxy", targets: ["tether-proxy"]),
         .library(name: "TetherCore", targets: ["TetherCore"]),
+        .library(name: "TetherXDS", targets: ["TetherXDS"]),
         .library(name: "TetherControlPlane", targets: ["TetherControlPlane"]),
+        .library(name: "TetherProxy", targets: ["TetherProxy"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
+        // Without its default traits: with them SwiftPM passes the trait
+        // defines in an unstable order and rebuilds SwiftProtobuf needlessly.
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0", traits: []),
+        .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport.git", from: "2.9.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf.git", from: "2.4.1"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         // Pure values and logic: SPIFFE IDs, the config model, parsing with
-        // source positions, validation, canonical encodings, diffs.
+        // source positions, validation, canonical encodings, the mesh
+        // snapshot and per-proxy views, diffs.
         .target(
             name: "TetherCore",
             dependencies: [.product(name: "Yams", package: "Yams")],
             swiftSettings: strict
         ),
-        // The control plane's durable core: store, apply engine, admin API.
+        // Generated xDS and Tether protobuf/gRPC code (scripts/generate-protos.sh)
+        // plus the ADS server and client protocol logic.
+        .target(
+            name: "TetherXDS",
+            dependencies: [
+                "TetherCore",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // Small HTTP/1.1 admin endpoints (control-plane Unix socket, proxy admin port).
+        .target(
+            name: "TetherAdminHTTP",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        // The control plane's durable core and services: store, apply engine,
+        // admin API, snapshot updates, ADS server.
         .target(
             name: "TetherControlPlane",
             dependencies: [
                 "TetherCore",
+                "TetherXDS",
+                "TetherAdminHTTP",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "controlplane/Sources/TetherControlPlane",
@@ -52,6 +92,7 @@ let package = Package(
             name: "tether-control",
             dependencies: [
                 "TetherCore",
+                "TetherXDS",
                 "TetherControlPlane",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -60,10 +101,41 @@ let package = Package(
             path: "controlplane/Sources/tether-control",
             swiftSettings: strict
         ),
+        // The data plane: xDS subscription, last good config, admin endpoint.
+        .target(
+            name: "TetherProxy",
+            dependencies: [
+                "TetherCore",
+                "TetherXDS",
+                "TetherAdminHTTP",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "dataplane/Sources/TetherProxy",
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "tether-proxy",
+            dependencies: [
+                "TetherProxy",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "dataplane/Sources/tether-proxy",
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "TetherCoreTests",
             dependencies: ["TetherCore"],
             exclude: ["Fixtures"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "TetherXDSTests",
+            dependencies: ["TetherXDS", "TetherCore"],
             swiftSettings: strict
         ),
         .testTarget(
@@ -80,6 +152,7 @@ let package = Package(
                 "TetherCore",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
+            exclude: ["xds_client.py"],
             swiftSettings: strict
         ),
     ],

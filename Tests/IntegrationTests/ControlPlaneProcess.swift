@@ -1,16 +1,37 @@
 import Foundation
 
-/// The built `tether-control` binary: swift test builds every product into
-/// the same directory as the test runner.
-let tetherControlBinary: String = {
+/// The directory of the built products: swift test builds every product
+/// into the same directory as the test runner.
+let productsDirectory: URL = {
     let runner = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
     var directory = runner.deletingLastPathComponent()
     // The runner may sit inside a .xctest bundle directory.
     while !FileManager.default.fileExists(atPath: directory.appendingPathComponent("tether-control").path), directory.path != "/" {
         directory.deleteLastPathComponent()
     }
-    return directory.appendingPathComponent("tether-control").path
+    return directory
 }()
+
+let tetherControlBinary = productsDirectory.appendingPathComponent("tether-control").path
+let tetherProxyBinary = productsDirectory.appendingPathComponent("tether-proxy").path
+
+/// A loopback TCP port nobody listens on right now.
+func freePort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+    }
+    _ = withUnsafeMutablePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+    }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
 
 let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
@@ -56,12 +77,16 @@ final class ControlPlaneProcess: @unchecked Sendable {
     // owning test calls from one task at a time.
     let root: URL
     let dataDirectory: String
+    /// The xDS port, when started with xDS.
+    let xdsPort: Int?
     private var process: Process?
+    private(set) var logPath = ""
 
-    init() throws {
+    init(xds: Bool = false) throws {
         root = FileManager.default.temporaryDirectory.appendingPathComponent("tether-it-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
         dataDirectory = root.appendingPathComponent("data").path
+        xdsPort = xds ? freePort() : nil
         try start()
     }
 
@@ -78,17 +103,18 @@ final class ControlPlaneProcess: @unchecked Sendable {
     /// Starts the server and waits (at most 20 s) until its admin API answers.
     func start() throws {
         let log = root.appendingPathComponent("control-\(UUID().uuidString).log")
+        logPath = log.path
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: tetherControlBinary)
-        process.arguments = ["run", "--data-dir", dataDirectory]
+        process.arguments = ["run", "--data-dir", dataDirectory] + (xdsPort.map { ["--insecure-xds", "--xds-address", "127.0.0.1:\($0)"] } ?? [])
         process.standardOutput = try FileHandle(forWritingTo: log)
         process.standardError = try FileHandle(forWritingTo: log)
         try process.run()
         self.process = process
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline {
-            if try cli(["history"]).status == 0 { return }
+            if try cli(["history"]).status == 0, xdsPort.map(isListening) ?? true { return }
             guard process.isRunning else { break }
             usleep(50_000)
         }
@@ -119,6 +145,19 @@ final class ControlPlaneProcess: @unchecked Sendable {
         try contents.write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }
+}
+
+/// Whether something accepts TCP connections on 127.0.0.1:port.
+func isListening(_ port: Int) -> Bool {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    return withUnsafePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    } == 0
 }
 
 struct IntegrationError: Error, CustomStringConvertible {

@@ -1,41 +1,24 @@
 import Foundation
+import TetherAdminHTTP
 import TetherCore
-
-/// An admin request, independent of the transport that carried it.
-public struct AdminRequest: Sendable {
-    public var method: String
-    public var path: String
-    public var query: [String: String]
-    public var body: Data
-
-    public init(method: String, path: String, query: [String: String] = [:], body: Data = Data()) {
-        self.method = method
-        self.path = path
-        self.query = query
-        self.body = body
-    }
-}
-
-public struct AdminResponse: Sendable {
-    public var status: Int
-    /// JSON: the endpoint's response type, or a `ControlPlaneError`.
-    public var body: Data
-}
+import TetherXDS
 
 /// Routes admin requests to the config manager. Transport-neutral: the Unix
 /// socket server feeds it today; a remote endpoint would authenticate the
 /// caller, then feed it the same requests with that identity as `author`.
 ///
 /// Endpoints (all JSON):
-/// `GET /v1/status`, `GET /v1/resources?kind=&name=`, `GET /v1/revisions?limit=`,
+/// `GET /v1/status`, `GET /v1/resources?kind=&name=`, `GET /v1/revisions?limit=`, `GET /v1/proxies`,
 /// `POST /v1/apply`, `POST /v1/diff`, `POST /v1/delete`, `POST /v1/rollback`.
 public struct AdminAPI: Sendable {
     public let manager: ConfigManager
     public let dataDirectory: String
+    public let proxies: ProxyRegistry
 
-    public init(manager: ConfigManager, dataDirectory: String) {
+    public init(manager: ConfigManager, dataDirectory: String, proxies: ProxyRegistry) {
         self.manager = manager
         self.dataDirectory = dataDirectory
+        self.proxies = proxies
     }
 
     /// Handles one request. Blocking (it reads and writes the database): call
@@ -54,6 +37,8 @@ public struct AdminAPI: Sendable {
                     kind = parsed
                 }
                 return ok(try manager.get(kind: kind, name: request.query["name"]))
+            case ("GET", "/v1/proxies"):
+                return ok(AdminProtocol.ProxiesResponse(proxies: proxies.all))
             case ("GET", "/v1/revisions"):
                 let limit = request.query["limit"].flatMap(Int.init) ?? 50
                 return ok(try manager.history(limit: max(1, min(limit, 10_000))))

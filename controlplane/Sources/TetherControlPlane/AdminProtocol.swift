@@ -1,4 +1,5 @@
 import TetherCore
+import TetherXDS
 
 /// The admin API's messages, shared by the server and the CLI. They are plain
 /// Codable values so the same API can later be served on a remote,
@@ -78,5 +79,9 @@ public enum AdminProtocol {
         public var revision: Int64
         public var resources: Int
         public var dataDirectory: String
+    }
+
+    public struct ProxiesResponse: Hashable, Sendable, Codable {
+        public var proxies: [ProxyStatus]
     }
 }

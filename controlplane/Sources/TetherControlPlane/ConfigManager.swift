@@ -12,10 +12,13 @@ import TetherCore
 public struct ConfigManager: Sendable {
     public let store: any ConfigStore
     public let secrets: SecretBox
+    /// Called with each new revision, after its commit (e.g. to push it to proxies).
+    let onCommit: @Sendable (Int64) -> Void
 
-    public init(store: any ConfigStore, secrets: SecretBox) {
+    public init(store: any ConfigStore, secrets: SecretBox, onCommit: @escaping @Sendable (Int64) -> Void = { _ in }) {
         self.store = store
         self.secrets = secrets
+        self.onCommit = onCommit
     }
 
     @discardableResult
@@ -136,6 +139,7 @@ public struct ConfigManager: Sendable {
             return AdminProtocol.ChangeResponse(revision: nil, dryRun: true, changes: changes)
         }
         let result = try store.commit(author: author, operation: operation, rollbackTo: rollbackTo, plan)
+        if let revision = result.revision { onCommit(revision) }
         return AdminProtocol.ChangeResponse(revision: result.revision, dryRun: false, changes: result.changes)
     }
 

@@ -1,8 +1,13 @@
+import Foundation
 import Logging
+import NIOPosix
 import ServiceLifecycle
+import TetherAdminHTTP
+import TetherXDS
 
 /// Assembles the control plane from its configuration: data directory, store,
-/// secrets, admin API. `services` run in one `ServiceGroup`.
+/// secrets, admin API, snapshot updates and the xDS server. `services` run
+/// in one `ServiceGroup`.
 ///
 /// ```swift
 /// let controlPlane = try ControlPlane(configuration: .init(dataDirectory: "./tether-data"), logger: logger)
@@ -12,9 +17,12 @@ import ServiceLifecycle
 public struct ControlPlane: Sendable {
     public struct Configuration: Sendable {
         public var dataDirectory: String
+        /// Where to serve xDS without TLS (loopback only); nil serves no xDS.
+        public var insecureXDS: (host: String, port: Int)?
 
-        public init(dataDirectory: String = DataDirectory.defaultPath) {
+        public init(dataDirectory: String = DataDirectory.defaultPath, insecureXDS: (host: String, port: Int)? = nil) {
             self.dataDirectory = dataDirectory
+            self.insecureXDS = insecureXDS
         }
     }
 
@@ -24,13 +32,30 @@ public struct ControlPlane: Sendable {
     /// Held for the life of the control plane.
     private let lock: DataDirectoryLock
 
-    public init(configuration: Configuration, logger: Logger) throws(ControlPlaneError) {
+    public init(configuration: Configuration, logger: Logger, xdsBound: (@Sendable (Int) -> Void)? = nil) throws(ControlPlaneError) {
         directory = try DataDirectory.prepare(path: configuration.dataDirectory)
         lock = try DataDirectoryLock(directory)
         let secrets = try SecretBox.loadOrCreate(keyFile: directory.secretsKeyPath)
         let store = try SQLiteConfigStore(path: directory.databasePath)
-        manager = ConfigManager(store: store, secrets: secrets)
-        let api = AdminAPI(manager: manager, dataDirectory: directory.path)
-        services = [AdminServer(socketPath: directory.adminSocketPath, api: api, logger: logger)]
+        let publisher = SnapshotPublisher()
+        let updater = SnapshotUpdater(builder: SnapshotBuilder(store: store, secrets: secrets), publisher: publisher, logger: logger)
+        manager = ConfigManager(store: store, secrets: secrets, onCommit: { _ in updater.committed() })
+        let registry = ProxyRegistry()
+        let api = AdminAPI(manager: manager, dataDirectory: directory.path, proxies: registry)
+        let admin = LocalHTTPServer(address: .unixSocket(directory.adminSocketPath), logger: logger) { request, caller in
+            do {
+                return try await NIOThreadPool.singleton.runIfActive { api.handle(request, author: caller) }
+            } catch {
+                return AdminResponse(status: 503, body: Data(#"{"code":"unavailable","message":"the control plane is shutting down","diagnostics":[]}"#.utf8))
+            }
+        }
+        // ServiceGroup stops services in reverse order: xDS streams first,
+        // then snapshot updates, and the admin API last.
+        var services: [any Service] = [admin, updater]
+        if let xds = configuration.insecureXDS {
+            let ads = ADSService(publisher: publisher, registry: registry, authenticator: InsecureNodeAuthenticator(), logger: logger)
+            services.append(try XDSServer(host: xds.host, port: xds.port, service: ads, publisher: publisher, logger: logger, bound: xdsBound))
+        }
+        self.services = services
     }
 }

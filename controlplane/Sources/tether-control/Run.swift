@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import TetherControlPlane
+import TetherCore
 
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -13,11 +14,18 @@ struct Run: AsyncParsableCommand {
 
               tether-control run
               tether-control run --data-dir /var/lib/tether
+              tether-control run --insecure-xds --xds-address 127.0.0.1:15012
             """
     )
 
     @Option(name: .long, help: ArgumentHelp("Data directory (database, secrets key, admin socket).", valueName: "dir"))
     var dataDir: String = DataDirectory.defaultPath
+
+    @Option(name: .long, help: ArgumentHelp("Where to serve xDS to proxies.", valueName: "host:port"))
+    var xdsAddress = "127.0.0.1:15012"
+
+    @Flag(help: "Serve xDS without TLS. Loopback addresses only; for tests and local development until workload identity (mTLS) is configured.")
+    var insecureXDS = false
 
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
@@ -33,9 +41,18 @@ struct Run: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "tether-control")
+        var configuration = ControlPlane.Configuration(dataDirectory: dataDir)
+        if insecureXDS {
+            guard let address = try? HostPort(xdsAddress) else {
+                throw CLIError("--xds-address \(xdsAddress) is not host:port")
+            }
+            configuration.insecureXDS = (address.host, address.port)
+        } else {
+            logger.notice("xDS is not served: pass --insecure-xds (loopback only) until workload identity is configured")
+        }
         let controlPlane: ControlPlane
         do {
-            controlPlane = try ControlPlane(configuration: .init(dataDirectory: dataDir), logger: logger)
+            controlPlane = try ControlPlane(configuration: configuration, logger: logger)
         } catch {
             throw CLIError(error.description)
         }

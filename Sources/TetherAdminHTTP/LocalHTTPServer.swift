@@ -1,0 +1,206 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import ServiceLifecycle
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An HTTP request to an admin endpoint, independent of the transport.
+public struct AdminRequest: Sendable {
+    public var method: String
+    public var path: String
+    public var query: [String: String]
+    public var body: Data
+
+    public init(method: String, path: String, query: [String: String] = [:], body: Data = Data()) {
+        self.method = method
+        self.path = path
+        self.query = query
+        self.body = body
+    }
+}
+
+public struct AdminResponse: Sendable {
+    public var status: Int
+    public var contentType: String
+    public var body: Data
+
+    public init(status: Int, contentType: String = "application/json", body: Data) {
+        self.status = status
+        self.contentType = contentType
+        self.body = body
+    }
+}
+
+/// A small HTTP/1.1 server for local admin endpoints — the control plane's
+/// Unix-socket admin API and the proxy's loopback admin port. One request per
+/// connection, bodies read whole (bounded), answers from a handler.
+///
+/// On a Unix socket the caller's identity is the peer's uid (SO_PEERCRED),
+/// passed to the handler as `unix:NAME(uid=N)`; on TCP it is the peer address.
+/// On graceful shutdown it stops accepting, lets in-flight requests finish,
+/// then returns.
+public struct LocalHTTPServer: Service {
+    public enum Address: Sendable, CustomStringConvertible {
+        /// A Unix socket, created 0600 (a stale file is replaced).
+        case unixSocket(String)
+        case tcp(host: String, port: Int)
+
+        public var description: String {
+            switch self {
+            case .unixSocket(let path): path
+            case .tcp(let host, let port): host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+            }
+        }
+    }
+
+    public typealias Handler = @Sendable (AdminRequest, _ caller: String) async -> AdminResponse
+
+    public let address: Address
+    public let logger: Logger
+    public let maximumBodySize: Int
+    private let handler: Handler
+    private let bound: (@Sendable (Address) -> Void)?
+
+    /// - Parameter bound: called with the actual address once listening (for
+    ///   port 0).
+    public init(address: Address, maximumBodySize: Int = 32 * 1024 * 1024, logger: Logger, bound: (@Sendable (Address) -> Void)? = nil, handler: @escaping Handler) {
+        self.address = address
+        self.maximumBodySize = maximumBodySize
+        self.logger = logger
+        self.bound = bound
+        self.handler = handler
+    }
+
+    typealias Connection = NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>
+
+    public func run() async throws {
+        let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+        let initializer: @Sendable (any Channel) -> EventLoopFuture<(Connection, String)> = { channel in
+            Self.callerIdentity(of: channel).flatMapThrowing { caller in
+                try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                return (try Connection(wrappingChannelSynchronously: channel), caller)
+            }
+        }
+        let server: NIOAsyncChannel<(Connection, String), Never>
+        var actual = address
+        switch address {
+        case .unixSocket(let path):
+            unlink(path)
+            server = try await bootstrap.bind(unixDomainSocketPath: path, childChannelInitializer: initializer)
+            guard chmod(path, 0o600) == 0 else {
+                try? await server.channel.close()
+                throw LocalHTTPServerError(message: "cannot restrict \(path) to its owner: \(String(cString: strerror(errno)))")
+            }
+        case .tcp(let host, let port):
+            server = try await bootstrap.bind(host: host, port: port, childChannelInitializer: initializer)
+            actual = .tcp(host: host, port: server.channel.localAddress?.port ?? port)
+        }
+        logger.info("admin endpoint listening", metadata: ["tether.admin.address": "\(actual)"])
+        bound?(actual)
+        try await withGracefulShutdownHandler {
+            try await withThrowingDiscardingTaskGroup { group in
+                try await server.executeThenClose { connections in
+                    for try await (connection, caller) in connections {
+                        group.addTask { await serve(connection, caller: caller) }
+                    }
+                }
+            }
+        } onGracefulShutdown: {
+            server.channel.close(promise: nil)
+        }
+        if case .unixSocket(let path) = address { unlink(path) }
+        logger.info("admin endpoint stopped", metadata: ["tether.admin.address": "\(actual)"])
+    }
+
+    private func serve(_ connection: Connection, caller: String) async {
+        do {
+            try await connection.executeThenClose { inbound, outbound in
+                var head: HTTPRequestHead?
+                var body = ByteBuffer()
+                for try await part in inbound {
+                    switch part {
+                    case .head(let requestHead):
+                        head = requestHead
+                    case .body(var chunk):
+                        guard body.readableBytes + chunk.readableBytes <= maximumBodySize else {
+                            let message = #"{"code":"badRequest","message":"request body exceeds \#(maximumBodySize) bytes","diagnostics":[]}"#
+                            try await respond(outbound, AdminResponse(status: 413, body: Data(message.utf8)))
+                            return
+                        }
+                        body.writeBuffer(&chunk)
+                    case .end:
+                        guard let head else { return }
+                        let request = Self.request(head, body: body)
+                        let response = await handler(request, caller)
+                        logger.debug("admin request", metadata: [
+                            "tether.admin.method": "\(request.method)", "tether.admin.path": "\(request.path)",
+                            "tether.admin.status": "\(response.status)", "tether.admin.caller": "\(caller)",
+                        ])
+                        try await respond(outbound, response)
+                        return
+                    }
+                }
+            }
+        } catch {
+            logger.warning("admin connection failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func respond(_ outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>, _ response: AdminResponse) async throws {
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: response.contentType)
+        headers.add(name: "content-length", value: "\(response.body.count)")
+        headers.add(name: "connection", value: "close")
+        try await outbound.write(.head(HTTPResponseHead(version: .http1_1, status: .init(statusCode: response.status), headers: headers)))
+        try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: response.body))))
+        try await outbound.write(.end(nil))
+    }
+
+    static func request(_ head: HTTPRequestHead, body: ByteBuffer) -> AdminRequest {
+        let components = URLComponents(string: head.uri)
+        var query: [String: String] = [:]
+        for item in components?.queryItems ?? [] {
+            query[item.name] = item.value ?? ""
+        }
+        return AdminRequest(method: head.method.rawValue, path: components?.path ?? head.uri, query: query, body: Data(body.readableBytesView))
+    }
+
+    /// `unix:NAME(uid=N)` for a Unix-socket peer (SO_PEERCRED), else the
+    /// peer's address.
+    static func callerIdentity(of channel: any Channel) -> EventLoopFuture<String> {
+        guard case .unixDomainSocket? = channel.localAddress, let provider = channel as? any SocketOptionProvider else {
+            return channel.eventLoop.makeSucceededFuture(channel.remoteAddress.map { "\($0)" } ?? "unknown")
+        }
+        return provider.unsafeGetSocketOption(
+            level: NIOBSDSocket.OptionLevel(rawValue: SOL_SOCKET),
+            name: NIOBSDSocket.Option(rawValue: SO_PEERCRED)
+        ).map { (credentials: PeerCredentials) in
+            "unix:\(userName(uid: credentials.uid))(uid=\(credentials.uid))"
+        }
+    }
+
+    /// Linux `struct ucred` (pid, uid, gid), which Glibc only exports under
+    /// _GNU_SOURCE; three 32-bit fields lay out the same in Swift.
+    typealias PeerCredentials = (pid: Int32, uid: UInt32, gid: UInt32)
+
+    static func userName(uid: uid_t) -> String {
+        var entry = passwd()
+        var result: UnsafeMutablePointer<passwd>?
+        var buffer = [CChar](repeating: 0, count: 1024)
+        guard getpwuid_r(uid, &entry, &buffer, buffer.count, &result) == 0, result != nil, let name = entry.pw_name else {
+            return "uid\(uid)"
+        }
+        return String(cString: name)
+    }
+}
+
+public struct LocalHTTPServerError: Error, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}

@@ -1,0 +1,98 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// A real `tether-proxy run` against a test control plane, with its own data
+/// directory and admin port. Killed when released.
+final class ProxyProcess: @unchecked Sendable {
+    // @unchecked: `process` changes only in start()/stop(), called by the
+    // owning test from one task at a time.
+    let node: String
+    let xdsPort: Int
+    let adminPort: Int
+    let dataDirectory: String
+    let logPath: String
+    private var process: Process?
+
+    init(node: String, xdsPort: Int, root: URL) throws {
+        self.node = node
+        self.xdsPort = xdsPort
+        adminPort = freePort()
+        let directory = root.appendingPathComponent("proxy-\(UUID().uuidString)")
+        dataDirectory = directory.path
+        logPath = directory.path + ".log"
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        try start()
+    }
+
+    deinit {
+        if let process, process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+
+    func start() throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: tetherProxyBinary)
+        process.arguments = [
+            "run", "--control", "127.0.0.1:\(xdsPort)", "--insecure-xds", "--node-id", node,
+            "--data-dir", dataDirectory, "--admin-address", "127.0.0.1:\(adminPort)",
+        ]
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        log.seekToEndOfFile()
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+        self.process = process
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline, !isListening(adminPort) {
+            guard process.isRunning else { throw IntegrationError("tether-proxy exited: \(self.log)") }
+            usleep(50_000)
+        }
+    }
+
+    func stop() -> Int32 {
+        guard let process else { return -1 }
+        process.terminate()
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    func get(_ path: String) async throws -> (status: Int, body: String) {
+        let (data, response) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(adminPort)\(path)")!)
+        return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
+    }
+
+    /// The parsed `/config_dump`.
+    func configDump() async throws -> [String: Any] {
+        let (_, body) = try await get("/config_dump")
+        return try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any] ?? [:]
+    }
+
+    /// `Kind/name` → version in the config dump.
+    func versions() async throws -> [String: String] {
+        let entries = try await configDump()["resources"] as? [[String: Any]] ?? []
+        var result: [String: String] = [:]
+        for entry in entries {
+            guard let resource = entry["resource"] as? [String: Any], let kind = resource["kind"] as? String,
+                let name = (resource["metadata"] as? [String: Any])?["name"] as? String
+            else { continue }
+            result["\(kind)/\(name)"] = entry["version"] as? String
+        }
+        return result
+    }
+
+    /// Polls (every 50 ms, at most `seconds`) until `condition` holds.
+    func waitUntil(_ what: String, seconds: Double = 10, _ condition: () async throws -> Bool) async throws {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if try await condition() { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw IntegrationError("timed out waiting for \(what); proxy log:\n\(log)")
+    }
+}

@@ -1,0 +1,67 @@
+import Logging
+import NIOPosix
+import ServiceLifecycle
+import Synchronization
+import TetherXDS
+
+/// Rebuilds and publishes the mesh snapshot after commits. Commits are
+/// debounced: a rebuild waits for `quiet` without commits, but never more
+/// than `maximumDelay` after the first — a burst of applies becomes one push,
+/// and a steady stream of them still pushes every `maximumDelay`.
+public final class SnapshotUpdater: Service, Sendable {
+    private let builder: SnapshotBuilder
+    private let publisher: SnapshotPublisher
+    private let logger: Logger
+    private let quiet: Duration
+    private let maximumDelay: Duration
+    private let generation = Atomic<UInt64>(0)
+    private let signal: AsyncStream<Void>.Continuation
+    private let signals: AsyncStream<Void>
+
+    public init(builder: SnapshotBuilder, publisher: SnapshotPublisher, logger: Logger, quiet: Duration = .milliseconds(100), maximumDelay: Duration = .seconds(1)) {
+        self.builder = builder
+        self.publisher = publisher
+        self.logger = logger
+        self.quiet = quiet
+        self.maximumDelay = maximumDelay
+        (signals, signal) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// Called after every commit (from any thread).
+    public func committed() {
+        generation.add(1, ordering: .sequentiallyConsistent)
+        signal.yield()
+    }
+
+    public func run() async throws {
+        try await rebuild()
+        await withGracefulShutdownHandler {
+            for await _ in signals.cancelOnGracefulShutdown() {
+                let clock = ContinuousClock()
+                let start = clock.now
+                var seen = generation.load(ordering: .sequentiallyConsistent)
+                while true {
+                    do { try await Task.sleep(for: quiet) } catch { return }
+                    let now = generation.load(ordering: .sequentiallyConsistent)
+                    if now == seen || clock.now - start >= maximumDelay { break }
+                    seen = now
+                }
+                do {
+                    try await rebuild()
+                } catch {
+                    logger.error("snapshot rebuild failed; proxies keep the previous config", metadata: ["error": "\(error)"])
+                }
+            }
+        } onGracefulShutdown: {
+            self.signal.finish()
+        }
+        publisher.close()
+    }
+
+    private func rebuild() async throws {
+        let builder = self.builder
+        let snapshot = try await NIOThreadPool.singleton.runIfActive { try builder.build() }
+        publisher.publish(snapshot)
+        logger.info("snapshot published", metadata: ["tether.revision": "\(snapshot.revision)", "tether.resources": "\(snapshot.resources.count)"])
+    }
+}

@@ -1,0 +1,117 @@
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Logging
+import ServiceLifecycle
+import TetherCore
+import TetherXDS
+
+/// Keeps the proxy subscribed to its config over a delta ADS stream:
+/// connects, subscribes to every Tether type (saying what it already holds),
+/// validates each response, swaps the config atomically, persists it, and
+/// ACKs — or NACKs and keeps the last good config. Reconnects with capped
+/// exponential backoff and full jitter.
+public struct XDSClient: Service {
+    public struct Configuration: Sendable {
+        public var host: String
+        public var port: Int
+        public var node: SPIFFEID
+        public var initialBackoff: Duration = .milliseconds(200)
+        public var maximumBackoff: Duration = .seconds(15)
+
+        public init(host: String, port: Int, node: SPIFFEID) {
+            self.host = host
+            self.port = port
+            self.node = node
+        }
+    }
+
+    let configuration: Configuration
+    let store: ProxyConfigStore
+    let file: LastGoodConfigFile
+    let logger: Logger
+
+    public init(configuration: Configuration, store: ProxyConfigStore, file: LastGoodConfigFile, logger: Logger) {
+        self.configuration = configuration
+        self.store = store
+        self.file = file
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            var attempt = 0
+            while !Task.isCancelled {
+                do {
+                    let received = try await session()
+                    if received { attempt = 0 }
+                    store.connection(up: false, error: "the control plane closed the stream")
+                } catch is CancellationError {
+                    break
+                } catch {
+                    store.connection(up: false, error: "\(error)")
+                    logger.warning("xDS stream failed; will retry", metadata: ["error": "\(error)", "tether.xds.attempt": "\(attempt)"])
+                }
+                attempt += 1
+                let ceiling = min(configuration.maximumBackoff, configuration.initialBackoff * (1 << min(attempt, 16)))
+                let delay = Duration.milliseconds(Int64.random(in: 0...max(1, ceiling.milliseconds)))
+                do { try await Task.sleep(for: delay) } catch { break }
+            }
+        }
+    }
+
+    /// One stream; true if the control plane answered at least once.
+    private func session() async throws -> Bool {
+        let transport = try HTTP2ClientTransport.Posix(
+            target: configuration.host.contains(":") ? .ipv6(address: configuration.host, port: configuration.port) : .ipv4(address: configuration.host, port: configuration.port),
+            transportSecurity: .plaintext
+        )
+        return try await withGRPCClient(transport: transport) { client in
+            let ads = Envoy_Service_Discovery_V3_AggregatedDiscoveryService.Client(wrapping: client)
+            let machine = XDSClientStateMachine(node: configuration.node.description, config: store.current.config)
+            let (outgoing, send) = AsyncStream<XDSClientStateMachine.Request>.makeStream()
+            for request in machine.initialRequests() { send.yield(request) }
+            return try await ads.deltaAggregatedResources { writer in
+                for await request in outgoing { try await writer.write(request) }
+            } onResponse: { response in
+                defer { send.finish() }
+                var machine = machine
+                var received = false
+                var accepted = Set<String>()
+                for try await message in response.messages {
+                    if !received {
+                        received = true
+                        store.connection(up: true)
+                        logger.info("xDS stream established", metadata: ["tether.control": "\(configuration.host):\(configuration.port)"])
+                    }
+                    switch machine.handle(message, localCheck: LocalResourceChecks.check) {
+                    case .accepted(let config, let ack):
+                        store.replace(config, source: .xds)
+                        do {
+                            try file.save(config)
+                        } catch {
+                            logger.error("cannot persist the last good config", metadata: ["error": "\(error)"])
+                        }
+                        logger.info("config accepted", metadata: [
+                            "tether.xds.type": "\(message.typeURL)", "tether.revision": "\(message.systemVersionInfo)",
+                            "tether.xds.updated": "\(message.resources.count)", "tether.xds.removed": "\(message.removedResources.count)",
+                        ])
+                        send.yield(ack)
+                        accepted.insert(message.typeURL)
+                        if accepted.count == TetherTypes.pushOrder.count { store.markComplete() }
+                    case .rejected(let reason, let nack):
+                        store.rejected(reason)
+                        logger.warning("config rejected; keeping the last good config", metadata: ["tether.xds.type": "\(message.typeURL)", "reason": "\(reason)"])
+                        send.yield(nack)
+                    }
+                }
+                return received
+            }
+        }
+    }
+}
+
+extension Duration {
+    var milliseconds: Int64 {
+        components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
+    }
+}
