@@ -127,6 +127,17 @@ let package = Package(
             path: "dataplane/Sources/tether-proxy",
             swiftSettings: strict
         ),
+        // Benchmarks (run by Benchmarks/*.sh, never by the test suite).
+        .executableTarget(
+            name: "tether-xds-bench",
+            dependencies: [
+                "TetherXDS",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+            ],
+            path: "Benchmarks/XDSConvergence",
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "TetherCoreTests",
             dependencies: ["TetherCore"],

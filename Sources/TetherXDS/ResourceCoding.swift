@@ -10,6 +10,9 @@ import TetherCore
 /// (`ConfigParser` + the kind's rules), so a proxy accepts exactly what the
 /// control plane would.
 public enum ResourceCoding {
+    // Not inlined: Swift 6.3's optimizer crashed ("Found ownership error")
+    // with it inlined into SotWStreamStateMachine.respond in release builds.
+    @inline(never)
     public static func any(_ resource: Resource) -> Google_Protobuf_Any {
         var any = Google_Protobuf_Any()
         any.typeURL = TetherTypes.typeURL(resource.kind)

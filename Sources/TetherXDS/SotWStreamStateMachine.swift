@@ -83,7 +83,7 @@ public struct SotWStreamStateMachine: Sendable {
         response.typeURL = TetherTypes.typeURL(kind)
         response.versionInfo = version
         response.nonce = String(nonces)
-        response.resources = desired.keys.sorted().map { ResourceCoding.any(desired[$0]!.resource) }
+        response.resources = desired.sorted { $0.key < $1.key }.map { ResourceCoding.any($0.value.resource) }
         state.latestNonce = response.nonce
         state.sentVersion = version
         types[kind] = state

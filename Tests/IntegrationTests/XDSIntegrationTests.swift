@@ -8,6 +8,17 @@ struct XDSIntegrationTests {
     let example = repositoryRoot.appendingPathComponent("examples/mesh.yaml").path
     let triage = "spiffe://example.org/agent/triage"
 
+    /// A triage proxy, once ready with the whole example applied.
+    func readyProxy(_ control: ControlPlaneProcess) async throws -> ProxyProcess {
+        let proxy = try ProxyProcess(node: triage, xdsPort: control.xdsPort!, root: control.root)
+        try await proxy.waitUntil("the proxy to be ready with the example") {
+            let ready = try await proxy.get("/ready").status == 200
+            let count = try await proxy.versions().count
+            return ready && count == 7
+        }
+        return proxy
+    }
+
     func exampleText(timeout: String = "30s") throws -> String {
         try String(contentsOfFile: example, encoding: .utf8).replacingOccurrences(of: "timeout: 30s", with: "timeout: \(timeout)")
     }
@@ -15,12 +26,7 @@ struct XDSIntegrationTests {
     @Test func configReachesTheProxyAndOnlyChangesTravel() async throws {
         let control = try ControlPlaneProcess(xds: true)
         #expect(try control.cli(["apply", "-f", example]).status == 0)
-        let proxy = try ProxyProcess(node: triage, xdsPort: control.xdsPort!, root: control.root)
-        try await proxy.waitUntil("the proxy to be ready with the example") {
-            let ready = try await proxy.get("/ready").status == 200
-            let count = try await proxy.versions().count
-            return ready && count == 7
-        }
+        let proxy = try await readyProxy(control)
         let before = try await proxy.versions()
         #expect(Set(before.keys) == [
             "Route/github", "MCPBackend/github", "IdentityProvider/corp-sso", "TokenExchange/github-pat",
@@ -60,12 +66,7 @@ struct XDSIntegrationTests {
     @Test func aResourceTheProxyCannotUseIsNACKedAndTheLastGoodConfigStays() async throws {
         let control = try ControlPlaneProcess(xds: true)
         #expect(try control.cli(["apply", "-f", example]).status == 0)
-        let proxy = try ProxyProcess(node: triage, xdsPort: control.xdsPort!, root: control.root)
-        try await proxy.waitUntil("the proxy to be ready with the example") {
-            let ready = try await proxy.get("/ready").status == 200
-            let count = try await proxy.versions().count
-            return ready && count == 7
-        }
+        let proxy = try await readyProxy(control)
         let good = try await proxy.versions()
 
         // Valid for the control plane, but the JWKS file is not on the proxy's host.
@@ -90,12 +91,7 @@ struct XDSIntegrationTests {
     @Test func aProxyRestartedWhileTheControlPlaneIsDownServesItsCacheAndResyncs() async throws {
         let control = try ControlPlaneProcess(xds: true)
         #expect(try control.cli(["apply", "-f", example]).status == 0)
-        let proxy = try ProxyProcess(node: triage, xdsPort: control.xdsPort!, root: control.root)
-        try await proxy.waitUntil("the proxy to be ready with the example") {
-            let ready = try await proxy.get("/ready").status == 200
-            let count = try await proxy.versions().count
-            return ready && count == 7
-        }
+        let proxy = try await readyProxy(control)
         let versions = try await proxy.versions()
 
         #expect(control.terminate() == 0)
