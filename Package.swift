@@ -88,8 +88,11 @@ let package = Package(
             dependencies: [
                 "TetherCore",
                 "TetherXDS",
+                "TetherIdentity",
                 "TetherAdminHTTP",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -178,6 +181,9 @@ let package = Package(
             name: "TetherControlPlaneTests",
             dependencies: [
                 "TetherControlPlane",
+                "TetherIdentity",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: strict

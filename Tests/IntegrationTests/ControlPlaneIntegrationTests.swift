@@ -125,6 +125,24 @@ struct ControlPlaneIntegrationTests {
         #expect(result.stdout == "Credential/from-dir-a created (dry run)\nCredential/from-dir-b created (dry run)\n")
     }
 
+    @Test func joinTokensArePrintedOnceAndStoredOnlyAsHashes() throws {
+        let server = try ControlPlaneProcess()
+        let created = try server.cli(["token", "create", "--spiffe-id", "spiffe://tether.local/agent/triage", "--ttl", "5m"])
+        #expect(created.status == 0, "\(created.stderr)")
+        let token = created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(token.hasPrefix("tjt.") && token.count > 40)
+        #expect(created.stderr.contains("single use"))
+        let database = ["", "-wal"].reduce(into: Data()) { $0 += FileManager.default.contents(atPath: server.dataDirectory + "/tether.db" + $1) ?? Data() }
+        #expect(database.range(of: Data(token.utf8)) == nil)
+        let wrongDomain = try server.cli(["token", "create", "--spiffe-id", "spiffe://other.org/agent/triage"])
+        #expect(wrongDomain.status == 1)
+        #expect(wrongDomain.stderr.contains("is not in trust domain tether.local"))
+        // The generated CA: certificate readable, key for the owner only.
+        let key = try FileManager.default.attributesOfItem(atPath: server.dataDirectory + "/ca.key")
+        #expect((key[.posixPermissions] as? Int ?? 0) & 0o077 == 0)
+        #expect(FileManager.default.fileExists(atPath: server.dataDirectory + "/ca.pem"))
+    }
+
     @Test func aStoppedControlPlaneGivesOneClearLine() throws {
         let server = try ControlPlaneProcess()
         #expect(server.terminate() == 0)

@@ -8,15 +8,17 @@ import TetherXDS
 /// caller, then feed it the same requests with that identity as `author`.
 ///
 /// Endpoints (all JSON):
-/// `GET /v1/status`, `GET /v1/resources?kind=&name=`, `GET /v1/revisions?limit=`, `GET /v1/proxies`,
+/// `GET /v1/status`, `GET /v1/resources?kind=&name=`, `GET /v1/revisions?limit=`, `GET /v1/proxies`, `POST /v1/tokens`,
 /// `POST /v1/apply`, `POST /v1/diff`, `POST /v1/delete`, `POST /v1/rollback`.
 public struct AdminAPI: Sendable {
     public let manager: ConfigManager
+    public let identity: IdentityService
     public let dataDirectory: String
     public let proxies: ProxyRegistry
 
-    public init(manager: ConfigManager, dataDirectory: String, proxies: ProxyRegistry) {
+    public init(manager: ConfigManager, identity: IdentityService, dataDirectory: String, proxies: ProxyRegistry) {
         self.manager = manager
+        self.identity = identity
         self.dataDirectory = dataDirectory
         self.proxies = proxies
     }
@@ -37,6 +39,14 @@ public struct AdminAPI: Sendable {
                     kind = parsed
                 }
                 return ok(try manager.get(kind: kind, name: request.query["name"]))
+            case ("POST", "/v1/tokens"):
+                let request: AdminProtocol.TokenRequest = try decode(request.body)
+                let id: SPIFFEID
+                do { id = try SPIFFEID(request.spiffeID) } catch {
+                    throw ControlPlaneError(.badRequest, "\(request.spiffeID) is not a SPIFFE ID: it \(error.reason)")
+                }
+                let created = try identity.createJoinToken(for: id, ttl: request.ttlSeconds, author: author)
+                return ok(AdminProtocol.TokenResponse(token: created.token, spiffeID: id.description, expiresAt: created.expiresAt))
             case ("GET", "/v1/proxies"):
                 return ok(AdminProtocol.ProxiesResponse(proxies: proxies.all))
             case ("GET", "/v1/revisions"):
@@ -63,6 +73,7 @@ public struct AdminAPI: Sendable {
         case .invalidConfig: 422
         case .notFound: 404
         case .badRequest: 400
+        case .permissionDenied: 403
         case .unavailable: 503
         case .dataDirectory, .alreadyRunning, .storage, .secrets, .internal: 500
         }

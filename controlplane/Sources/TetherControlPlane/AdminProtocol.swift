@@ -1,3 +1,4 @@
+import Foundation
 import TetherCore
 import TetherXDS
 
@@ -83,5 +84,22 @@ public enum AdminProtocol {
 
     public struct ProxiesResponse: Hashable, Sendable, Codable {
         public var proxies: [ProxyStatus]
+    }
+
+    public struct TokenRequest: Hashable, Sendable, Codable {
+        public var spiffeID: String
+        public var ttlSeconds: Double
+
+        public init(spiffeID: String, ttlSeconds: Double) {
+            self.spiffeID = spiffeID
+            self.ttlSeconds = ttlSeconds
+        }
+    }
+
+    /// A new join token. The only place its value ever appears.
+    public struct TokenResponse: Hashable, Sendable, Codable {
+        public var token: String
+        public var spiffeID: String
+        public var expiresAt: Date
     }
 }

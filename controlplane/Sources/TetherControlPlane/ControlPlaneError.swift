@@ -13,6 +13,7 @@ public struct ControlPlaneError: Error, Hashable, Sendable, Codable, CustomStrin
         case storage
         case secrets
         case unavailable
+        case permissionDenied
         case `internal`
     }
 

@@ -10,7 +10,7 @@ import TetherCore
 /// rollback reads), and `resources` (the current state, for fast reads).
 /// Documents are canonical JSON; credentials in them are sealed.
 public final class SQLiteConfigStore: ConfigStore {
-    private let pool: DatabasePool
+    let pool: DatabasePool
 
     /// Opens (creating if needed) the database at `path` and migrates it.
     public init(path: String) throws(ControlPlaneError) {
@@ -61,6 +61,7 @@ public final class SQLiteConfigStore: ConfigStore {
                 );
                 """)
         }
+        registerIdentityMigrations(&migrator)
         return migrator
     }
 
@@ -171,6 +172,16 @@ public final class SQLiteConfigStore: ConfigStore {
     /// Carries the plan's typed error out of GRDB's untyped closure.
     private struct PlanFailure: Error {
         var error: ControlPlaneError
+    }
+
+    func write<T>(_ body: (Database) throws -> T) throws(ControlPlaneError) -> T {
+        do {
+            return try pool.write(body)
+        } catch let error as ControlPlaneError {
+            throw error
+        } catch {
+            throw ControlPlaneError(.storage, "cannot write the database: \(error)")
+        }
     }
 
     private func read<T>(_ body: (Database) throws -> T) throws(ControlPlaneError) -> T {

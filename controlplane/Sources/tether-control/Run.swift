@@ -27,6 +27,18 @@ struct Run: AsyncParsableCommand {
     @Flag(help: "Serve xDS without TLS. Loopback addresses only; for tests and local development until workload identity (mTLS) is configured.")
     var insecureXDS = false
 
+    @Option(help: ArgumentHelp("The SPIFFE trust domain this control plane is the CA of.", valueName: "name"))
+    var trustDomain = ControlPlane.Configuration.defaultTrustDomain
+
+    @Option(help: ArgumentHelp("PEM certificate of an operator-provided CA or intermediate (with --ca-key); otherwise a P-256 root is generated in the data directory.", valueName: "file"))
+    var caCert: String?
+
+    @Option(help: ArgumentHelp("PEM private key of --ca-cert.", valueName: "file"))
+    var caKey: String?
+
+    @Option(help: ArgumentHelp("Lifetime of issued X.509-SVIDs.", valueName: "duration"))
+    var svidTTL = "1h"
+
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
@@ -42,6 +54,20 @@ struct Run: AsyncParsableCommand {
         }
         let logger = Logger(label: "tether-control")
         var configuration = ControlPlane.Configuration(dataDirectory: dataDir)
+        do {
+            configuration.trustDomain = try SPIFFEID("spiffe://\(trustDomain)").trustDomain
+        } catch {
+            throw CLIError("--trust-domain \(trustDomain) is not a SPIFFE trust domain: it \(error.reason)")
+        }
+        switch (caCert, caKey) {
+        case (let certificate?, let key?): configuration.providedCA = (certificate, key)
+        case (nil, nil): break
+        default: throw CLIError("give --ca-cert and --ca-key together")
+        }
+        guard let ttl = try? ConfigDuration(parsing: svidTTL), ttl.milliseconds >= 10_000 else {
+            throw CLIError("--svid-ttl \(svidTTL) is not a duration of at least 10s (e.g. 1h, 30s)")
+        }
+        configuration.svidTTL = Double(ttl.milliseconds) / 1000
         if insecureXDS {
             guard let address = try? HostPort(xdsAddress) else {
                 throw CLIError("--xds-address \(xdsAddress) is not host:port")

@@ -1,0 +1,60 @@
+import Foundation
+import TetherIdentity
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The trust domain's CA in the data directory: `ca.pem` and `ca.key`
+/// (0600). Generated on first run; an operator's own CA or intermediate can
+/// be given instead (`--ca-cert`, `--ca-key`). Restarting with another trust
+/// domain than the stored CA's is refused rather than silently re-keying the
+/// mesh.
+public enum CAFiles {
+    public static func loadOrCreate(in directory: DataDirectory, trustDomain: String, provided: (certificate: String, key: String)? = nil) throws(ControlPlaneError) -> TrustDomainCA {
+        let certificatePath = "\(directory.path)/ca.pem", keyPath = "\(directory.path)/ca.key"
+        do {
+            if let provided {
+                let certificatePEM = try read(provided.certificate), keyPEM = try read(provided.key)
+                return try TrustDomainCA(trustDomain: trustDomain, certificatePEM: certificatePEM, privateKeyPEM: keyPEM)
+            }
+            if FileManager.default.fileExists(atPath: certificatePath) {
+                var info = stat()
+                guard stat(keyPath, &info) == 0, info.st_mode & 0o077 == 0 else {
+                    throw ControlPlaneError(.secrets, "\(keyPath) is missing or readable by other users; run chmod 600 \(keyPath)")
+                }
+                return try TrustDomainCA(trustDomain: trustDomain, certificatePEM: try read(certificatePath), privateKeyPEM: try read(keyPath))
+            }
+            let ca = try TrustDomainCA.generate(trustDomain: trustDomain)
+            try write(ca.privateKeyPEM, to: keyPath, mode: 0o600)
+            try write(ca.certificatePEM, to: certificatePath, mode: 0o644)
+            return ca
+        } catch let error as ControlPlaneError {
+            throw error
+        } catch let error as IdentityError {
+            throw ControlPlaneError(.secrets, "cannot use the CA for trust domain \(trustDomain): \(error.reason)")
+        } catch {
+            throw ControlPlaneError(.secrets, "cannot set up the CA: \(error)")
+        }
+    }
+
+    static func read(_ path: String) throws(ControlPlaneError) -> String {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ControlPlaneError(.secrets, "cannot read \(path)")
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    static func write(_ text: String, to path: String, mode: mode_t) throws(ControlPlaneError) {
+        let descriptor = Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+        guard descriptor >= 0 else {
+            throw ControlPlaneError(.secrets, "cannot create \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { close(descriptor) }
+        let data = Data(text.utf8)
+        let written = data.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
+        guard written == data.count, fsync(descriptor) == 0 else {
+            throw ControlPlaneError(.secrets, "cannot write \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+}

@@ -1,0 +1,83 @@
+import Crypto
+import Foundation
+import SwiftASN1
+import TetherCore
+import TetherIdentity
+import X509
+
+/// Join tokens and SVID issuance for the trust domain, independent of the
+/// transport that carries them (the admin API creates tokens; the bootstrap
+/// endpoint redeems them).
+///
+/// ```swift
+/// let (token, _) = try identity.createJoinToken(for: id, ttl: 600, author: "unix:root(uid=0)")
+/// let result = try identity.join(token: token, csrDER: csr)   // once
+/// ```
+public struct IdentityService: Sendable {
+    public let ca: TrustDomainCA
+    let store: any IdentityStore
+    public let svidTTL: TimeInterval
+
+    /// SPIRE's default join-token lifetime.
+    public static let defaultTokenTTL: TimeInterval = 600
+
+    public init(ca: TrustDomainCA, store: any IdentityStore, svidTTL: TimeInterval = TrustDomainCA.defaultSVIDTTL) {
+        self.ca = ca
+        self.store = store
+        self.svidTTL = svidTTL
+    }
+
+    /// A single-use token for `id`. Only its SHA-256 is stored.
+    public func createJoinToken(for id: SPIFFEID, ttl: TimeInterval = defaultTokenTTL, author: String, now: Date = Date()) throws(ControlPlaneError) -> (token: String, expiresAt: Date) {
+        guard id.trustDomain == ca.trustDomain else {
+            throw ControlPlaneError(.badRequest, "\(id) is not in trust domain \(ca.trustDomain)")
+        }
+        guard !id.path.isEmpty else {
+            throw ControlPlaneError(.badRequest, "\(id) names the trust domain, not a workload; add a path such as /agent/triage")
+        }
+        guard ttl > 0, ttl <= 7 * 24 * 3600 else {
+            throw ControlPlaneError(.badRequest, "a join token lives between 1 second and 7 days")
+        }
+        let random = (0..<32).map { _ in UInt8.random(in: 0...255) }
+        let token = "tjt." + Data(random).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+        let expiresAt = now + ttl
+        try store.createJoinToken(hash: Self.hash(token), spiffeID: id, expiresAt: expiresAt, author: author)
+        return (token, expiresAt)
+    }
+
+    public struct JoinResult: Sendable {
+        public var svid: Certificate
+        public var bundle: [Certificate]
+    }
+
+    /// Redeems a join token for an SVID. The token is consumed by this call
+    /// whatever its outcome — expired, mismatched CSR or success — so it can
+    /// never be tried twice.
+    public func join(token: String, csrDER: [UInt8], now: Date = Date()) throws(ControlPlaneError) -> JoinResult {
+        guard let record = try store.consumeJoinToken(hash: Self.hash(token), at: now) else {
+            throw ControlPlaneError(.permissionDenied, "the join token is unknown or was already used; create a new one with tether-control token create")
+        }
+        guard now < record.expiresAt else {
+            throw ControlPlaneError(.permissionDenied, "the join token for \(record.spiffeID) expired at \(record.expiresAt.formatted(.iso8601)); create a new one")
+        }
+        let csr: CertificateSigningRequest
+        do {
+            csr = try CertificateSigningRequest(derEncoded: csrDER)
+        } catch {
+            throw ControlPlaneError(.badRequest, "the certificate signing request is not valid DER PKCS#10: \(error)")
+        }
+        let svid: Certificate
+        do {
+            svid = try ca.issue(csr: csr, for: record.spiffeID, ttl: svidTTL, now: now)
+        } catch {
+            throw ControlPlaneError(.permissionDenied, error.reason)
+        }
+        try store.recordIssued(serial: svid.serialNumber.description, spiffeID: record.spiffeID, notAfter: svid.notValidAfter, at: now)
+        return JoinResult(svid: svid, bundle: [ca.certificate])
+    }
+
+    static func hash(_ token: String) -> String {
+        SHA256.hash(data: Data(token.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+}
