@@ -1,0 +1,111 @@
+import Crypto
+import Foundation
+import JWTKit
+import TetherCore
+
+/// Mints JWT-SVIDs per the JWT-SVID standard: ES256, a `kid` naming the
+/// signing key in the trust bundle, `sub` the workload's SPIFFE ID, `aud` as
+/// requested, `exp` at most five minutes out (SPIRE's default lifetime).
+///
+/// ```swift
+/// let issuer = await JWTSVIDIssuer(trustDomain: "example.org", key: P256.Signing.PrivateKey())
+/// let token = try await issuer.mint(for: id, audience: ["spiffe://example.org/mcp/github"])
+/// ```
+public struct JWTSVIDIssuer: Sendable {
+    public let trustDomain: String
+    public let key: P256.Signing.PublicKey
+    /// RFC 7638 thumbprint of the public key: stable, and unique per key.
+    public let kid: String
+    private let keys: JWTKeyCollection
+
+    public static let maximumTTL: TimeInterval = 300
+
+    public init(trustDomain: String, key: P256.Signing.PrivateKey) async throws(IdentityError) {
+        self.trustDomain = trustDomain
+        self.key = key.publicKey
+        kid = Self.thumbprint(key.publicKey)
+        keys = JWTKeyCollection()
+        do {
+            await keys.add(ecdsa: try ES256PrivateKey(backing: key), kid: JWKIdentifier(string: kid))
+        } catch {
+            throw IdentityError(.invalidCA, "cannot use the JWT signing key: \(error)")
+        }
+    }
+
+    public func mint(for id: SPIFFEID, audience: [String], ttl: TimeInterval = maximumTTL, now: Date = Date()) async throws(IdentityError) -> String {
+        guard id.trustDomain == trustDomain, !id.path.isEmpty else {
+            throw IdentityError(.wrongTrustDomain, "\(id) is not a workload of trust domain \(trustDomain)")
+        }
+        guard !audience.isEmpty, audience.allSatisfy({ !$0.isEmpty }) else {
+            throw IdentityError(.invalidRequest, "a JWT-SVID needs at least one non-empty audience")
+        }
+        guard ttl > 0, ttl <= Self.maximumTTL else {
+            throw IdentityError(.invalidRequest, "a JWT-SVID lives at most \(Int(Self.maximumTTL)) seconds")
+        }
+        let payload = JWTSVIDClaims(
+            sub: SubjectClaim(value: id.description),
+            aud: AudienceClaim(value: audience),
+            exp: ExpirationClaim(value: now + ttl),
+            iat: IssuedAtClaim(value: now)
+        )
+        do {
+            return try await keys.sign(payload, kid: JWKIdentifier(string: kid), header: ["typ": "JWT"])
+        } catch {
+            throw IdentityError(.invalidRequest, "cannot sign a JWT-SVID for \(id): \(error)")
+        }
+    }
+
+    /// The key as a SPIFFE bundle entry (`use: jwt-svid`).
+    public var jwk: [String: String] {
+        let (x, y) = Self.coordinates(key)
+        return ["kty": "EC", "crv": "P-256", "x": x, "y": y, "kid": kid, "use": "jwt-svid"]
+    }
+
+    static func coordinates(_ key: P256.Signing.PublicKey) -> (x: String, y: String) {
+        let raw = key.rawRepresentation
+        return (base64URL(raw.prefix(32)), base64URL(raw.suffix(32)))
+    }
+
+    static func thumbprint(_ key: P256.Signing.PublicKey) -> String {
+        let (x, y) = coordinates(key)
+        // RFC 7638: the required members, lexicographic order, no whitespace.
+        let canonical = #"{"crv":"P-256","kty":"EC","x":"\#(x)","y":"\#(y)"}"#
+        return base64URL(Data(SHA256.hash(data: Data(canonical.utf8))))
+    }
+
+    static func base64URL(_ data: some DataProtocol) -> String {
+        Data(data).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+    }
+}
+
+/// The registered claims of a JWT-SVID.
+struct JWTSVIDClaims: JWTPayload {
+    var sub: SubjectClaim
+    var aud: AudienceClaim
+    var exp: ExpirationClaim
+    var iat: IssuedAtClaim
+
+    func verify(using algorithm: some JWTAlgorithm) async throws {
+        try exp.verifyNotExpired()
+    }
+}
+
+/// A trust domain's bundle in the SPIFFE bundle format: a JWK Set whose
+/// keys are the X.509 CA certificates (`use: x509-svid`, with `x5c`) and the
+/// JWT-SVID signing keys (`use: jwt-svid`, with `kid`).
+public enum SPIFFEBundle {
+    public static func json(authorities: [TrustDomainCA], jwtIssuers: [JWTSVIDIssuer], sequence: Int, refreshHint: Int = 300) -> String {
+        var keys: [[String: Any]] = []
+        for ca in authorities {
+            guard let key = P256.Signing.PublicKey(ca.certificate.publicKey) else { continue }
+            let (x, y) = JWTSVIDIssuer.coordinates(key)
+            let der = (try? ca.certificate.serializeAsPEM().derBytes) ?? []
+            keys.append(["kty": "EC", "crv": "P-256", "x": x, "y": y, "use": "x509-svid", "x5c": [Data(der).base64EncodedString()]])
+        }
+        for issuer in jwtIssuers { keys.append(issuer.jwk) }
+        let document: [String: Any] = ["keys": keys, "spiffe_sequence": sequence, "spiffe_refresh_hint": refreshHint]
+        let data = (try? JSONSerialization.data(withJSONObject: document, options: [.sortedKeys])) ?? Data()
+        return String(decoding: data, as: UTF8.self)
+    }
+}
