@@ -176,6 +176,16 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "TetherAdminHTTPTests",
+            dependencies: [
+                "TetherAdminHTTP",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "TetherXDSTests",
             dependencies: ["TetherXDS", "TetherCore"],
             swiftSettings: strict

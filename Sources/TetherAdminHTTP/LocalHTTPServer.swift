@@ -63,14 +63,17 @@ public struct LocalHTTPServer: Service {
     public let address: Address
     public let logger: Logger
     public let maximumBodySize: Int
+    /// The longest a client may go without sending anything.
+    public let requestTimeout: TimeAmount
     private let handler: Handler
     private let bound: (@Sendable (Address) -> Void)?
 
     /// - Parameter bound: called with the actual address once listening (for
     ///   port 0).
-    public init(address: Address, maximumBodySize: Int = 32 * 1024 * 1024, logger: Logger, bound: (@Sendable (Address) -> Void)? = nil, handler: @escaping Handler) {
+    public init(address: Address, maximumBodySize: Int = 32 * 1024 * 1024, requestTimeout: TimeAmount = .seconds(30), logger: Logger, bound: (@Sendable (Address) -> Void)? = nil, handler: @escaping Handler) {
         self.address = address
         self.maximumBodySize = maximumBodySize
+        self.requestTimeout = requestTimeout
         self.logger = logger
         self.bound = bound
         self.handler = handler
@@ -83,6 +86,12 @@ public struct LocalHTTPServer: Service {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
         let initializer: @Sendable (any Channel) -> EventLoopFuture<(Connection, String)> = { channel in
             Self.callerIdentity(of: channel).flatMapThrowing { caller in
+                // A client that connects and then stalls is closed, so it can
+                // neither pin a task nor hold up graceful shutdown.
+                try channel.pipeline.syncOperations.addHandlers([
+                    IdleStateHandler(readTimeout: requestTimeout),
+                    CloseOnIdle(),
+                ])
                 try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                 return (try Connection(wrappingChannelSynchronously: channel), caller)
             }
@@ -197,6 +206,19 @@ public struct LocalHTTPServer: Service {
             return "uid\(uid)"
         }
         return String(cString: name)
+    }
+}
+
+/// Closes a connection when `IdleStateHandler` reports it idle.
+final class CloseOnIdle: ChannelInboundHandler, Sendable {
+    typealias InboundIn = NIOAny
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
     }
 }
 
