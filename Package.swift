@@ -25,6 +25,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         // Without its default traits: with them SwiftPM passes the trait
         // defines in an unstable order and rebuilds SwiftProtobuf needlessly.
         .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0", traits: []),
@@ -71,6 +73,27 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Workload identity on the wire: the generated tether.identity.v1 and
+        // SPIFFE Workload API gRPC code, the one SPIFFE peer verifier every
+        // mTLS listener and client uses, and certificate reloading.
+        .target(
+            name: "TetherMeshIdentity",
+            dependencies: [
+                "TetherCore",
+                "TetherIdentity",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOCertificateReloading", package: "swift-nio-extras"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         // Small HTTP/1.1 admin endpoints (control-plane Unix socket, proxy admin port).
         .target(
             name: "TetherAdminHTTP",
@@ -91,6 +114,7 @@ let package = Package(
                 "TetherCore",
                 "TetherXDS",
                 "TetherIdentity",
+                "TetherMeshIdentity",
                 "TetherAdminHTTP",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -126,8 +150,13 @@ let package = Package(
             dependencies: [
                 "TetherCore",
                 "TetherXDS",
+                "TetherIdentity",
+                "TetherMeshIdentity",
                 "TetherAdminHTTP",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

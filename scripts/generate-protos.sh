@@ -28,17 +28,29 @@ MANIFEST
 (cd "$scratch/plugins" && swift build -c release --product protoc-gen-swift && swift build -c release --product protoc-gen-grpc-swift-2)
 bin=$(cd "$scratch/plugins" && swift build -c release --show-bin-path)
 
-out=$root/Sources/TetherXDS/Generated
-rm -rf "$out"
-mkdir -p "$out"
 include=/usr/include
-protos=$(cd proto && find . -name '*.proto' | sed 's|^\./||' | sort)
-(cd proto && protoc -I . -I "$include" \
-    --plugin=protoc-gen-swift="$bin/protoc-gen-swift" \
-    --swift_out="$out" --swift_opt=Visibility=Public,FileNaming=PathToUnderscores \
-    $protos)
-(cd proto && protoc -I . -I "$include" \
-    --plugin=protoc-gen-grpc-swift-2="$bin/protoc-gen-grpc-swift-2" \
-    --grpc-swift-2_out="$out" --grpc-swift-2_opt=Visibility=Public,Client=true,Server=true,FileNaming=PathToUnderscores \
-    envoy/service/discovery/v3/ads.proto)
-echo "generated: $(ls "$out" | wc -l) files in ${out#$root/}"
+
+# generate OUT_DIR "MESSAGE_PROTOS" "SERVICE_PROTOS" (paths under proto/)
+generate() {
+    local out=$root/$1
+    rm -rf "$out"
+    mkdir -p "$out"
+    (cd proto && protoc -I . -I "$include" \
+        --plugin=protoc-gen-swift="$bin/protoc-gen-swift" \
+        --swift_out="$out" --swift_opt=Visibility=Public,FileNaming=PathToUnderscores \
+        $2)
+    (cd proto && protoc -I . -I "$include" \
+        --plugin=protoc-gen-grpc-swift-2="$bin/protoc-gen-grpc-swift-2" \
+        --grpc-swift-2_out="$out" --grpc-swift-2_opt=Visibility=Public,Client=true,Server=true,FileNaming=PathToUnderscores \
+        $3)
+    echo "generated: $(ls "$out" | wc -l) files in $1"
+}
+
+# xDS: Envoy's discovery protocol and Tether's config resources.
+generate Sources/TetherXDS/Generated \
+    "$(cd proto && find envoy google tether/config -name '*.proto' | sort)" \
+    envoy/service/discovery/v3/ads.proto
+# Workload identity: Tether's bootstrap/renewal service and the SPIFFE Workload API.
+generate Sources/TetherMeshIdentity/Generated \
+    "tether/identity/v1/identity.proto spiffe/workload.proto" \
+    "tether/identity/v1/identity.proto spiffe/workload.proto"

@@ -55,10 +55,9 @@ public struct JWTSVIDIssuer: Sendable {
         }
     }
 
-    /// The key as a SPIFFE bundle entry (`use: jwt-svid`).
-    public var jwk: [String: String] {
-        let (x, y) = Self.coordinates(key)
-        return ["kty": "EC", "crv": "P-256", "x": x, "y": y, "kid": kid, "use": "jwt-svid"]
+    /// This issuer's key as the trust bundle lists it.
+    public var authority: TrustBundle.JWTAuthority {
+        TrustBundle.JWTAuthority(kid: kid, key: key)
     }
 
     static func coordinates(_ key: P256.Signing.PublicKey) -> (x: String, y: String) {
@@ -88,24 +87,5 @@ struct JWTSVIDClaims: JWTPayload {
 
     func verify(using algorithm: some JWTAlgorithm) async throws {
         try exp.verifyNotExpired()
-    }
-}
-
-/// A trust domain's bundle in the SPIFFE bundle format: a JWK Set whose
-/// keys are the X.509 CA certificates (`use: x509-svid`, with `x5c`) and the
-/// JWT-SVID signing keys (`use: jwt-svid`, with `kid`).
-public enum SPIFFEBundle {
-    public static func json(authorities: [TrustDomainCA], jwtIssuers: [JWTSVIDIssuer], sequence: Int, refreshHint: Int = 300) -> String {
-        var keys: [[String: Any]] = []
-        for ca in authorities {
-            guard let key = P256.Signing.PublicKey(ca.certificate.publicKey) else { continue }
-            let (x, y) = JWTSVIDIssuer.coordinates(key)
-            let der = (try? ca.certificate.serializeAsPEM().derBytes) ?? []
-            keys.append(["kty": "EC", "crv": "P-256", "x": x, "y": y, "use": "x509-svid", "x5c": [Data(der).base64EncodedString()]])
-        }
-        for issuer in jwtIssuers { keys.append(issuer.jwk) }
-        let document: [String: Any] = ["keys": keys, "spiffe_sequence": sequence, "spiffe_refresh_hint": refreshHint]
-        let data = (try? JSONSerialization.data(withJSONObject: document, options: [.sortedKeys])) ?? Data()
-        return String(decoding: data, as: UTF8.self)
     }
 }

@@ -6,11 +6,16 @@ import TetherCore
 public struct SVIDRejection: Error, Hashable, Sendable, CustomStringConvertible {
     public enum Code: String, Hashable, Sendable, Codable {
         case noCertificate, noURISAN, multipleURISANs, notSPIFFE, wrongTrustDomain
-        case leafIsCA, missingKeyUsage, badKeyUsage, expired, notYetValid, untrusted
+        case leafIsCA, missingKeyUsage, badKeyUsage, expired, notYetValid, untrusted, notAuthorized
     }
 
     public var code: Code
     public var reason: String
+
+    public init(code: Code, reason: String) {
+        self.code = code
+        self.reason = reason
+    }
 
     public var description: String { reason }
 }
@@ -32,8 +37,19 @@ public struct SVIDValidator: Sendable {
         self.bundle = bundle
     }
 
+    /// A peer that passed: its SPIFFE ID and the verified chain, leaf to root.
+    public struct Peer: Sendable {
+        public var id: SPIFFEID
+        public var chain: [Certificate]
+    }
+
     /// The peer's SPIFFE ID, or why it is rejected. `chain` is leaf first.
     public func validate(chain: [Certificate], at now: Date = Date()) async -> Result<SPIFFEID, SVIDRejection> {
+        await validatePeer(chain: chain, at: now).map(\.id)
+    }
+
+    /// The peer and its verified chain, or why it is rejected.
+    public func validatePeer(chain: [Certificate], at now: Date = Date()) async -> Result<Peer, SVIDRejection> {
         guard let leaf = chain.first else {
             return .failure(SVIDRejection(code: .noCertificate, reason: "the peer presented no certificate"))
         }
@@ -64,10 +80,10 @@ public struct SVIDValidator: Sendable {
             RFC5280Policy(fixedExpiryValidationTime: now)
         }
         let result = await verifier.validate(leaf: leaf, intermediates: CertificateStore(chain.dropFirst()))
-        guard case .validCertificate = result else {
+        guard case .validCertificate(let verified) = result else {
             return .failure(SVIDRejection(code: .untrusted, reason: "the certificate of \(id) does not chain to a CA of trust domain \(trustDomain)"))
         }
-        return .success(id)
+        return .success(Peer(id: id, chain: Array(verified)))
     }
 
     /// The one SPIFFE ID a certificate's URI SANs name.

@@ -138,7 +138,7 @@ public struct TrustDomainCA: Sendable {
 /// An identity failure with a stable code and an actionable reason.
 public struct IdentityError: Error, Hashable, Sendable, CustomStringConvertible {
     public enum Code: String, Hashable, Sendable, Codable {
-        case invalidCA, invalidRequest, wrongTrustDomain, wrongIdentity, storage
+        case invalidCA, invalidRequest, wrongTrustDomain, wrongIdentity, invalidBundle, invalidSVID, storage
     }
 
     public var code: Code

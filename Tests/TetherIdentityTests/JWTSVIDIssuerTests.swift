@@ -33,7 +33,7 @@ struct JWTSVIDIssuerTests {
         #expect(exp <= now.timeIntervalSince1970 + 300 + 1)
 
         // Verifies with the public key from the bundle entry alone.
-        let jwk = issuer.jwk
+        let jwk = issuer.authority.jwk
         let verifier = JWTKeyCollection()
         await verifier.add(ecdsa: try ES256PublicKey(parameters: (x: jwk["x"]!, y: jwk["y"]!)), kid: JWKIdentifier(string: jwk["kid"]!))
         let verified = try await verifier.verify(token, as: JWTSVIDClaims.self)
@@ -50,7 +50,7 @@ struct JWTSVIDIssuerTests {
     @Test func theBundleListsX509AuthoritiesAndJWTKeys() async throws {
         let ca = try TrustDomainCA.generate(trustDomain: "example.org")
         let issuer = try await JWTSVIDIssuer(trustDomain: "example.org", key: P256.Signing.PrivateKey())
-        let json = SPIFFEBundle.json(authorities: [ca], jwtIssuers: [issuer], sequence: 3)
+        let json = TrustBundle(trustDomain: "example.org", x509Authorities: [ca.certificate], jwtAuthorities: [issuer.authority], sequence: 3).spiffeBundleJSON
         let document = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
         #expect(document["spiffe_sequence"] as? Int == 3)
         let keys = try #require(document["keys"] as? [[String: Any]])

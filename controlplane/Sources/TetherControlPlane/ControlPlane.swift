@@ -49,7 +49,7 @@ public struct ControlPlane: Sendable {
         let store = try SQLiteConfigStore(path: directory.databasePath)
         let ca = try CAFiles.loadOrCreate(in: directory, trustDomain: configuration.trustDomain, provided: configuration.providedCA)
         identity = IdentityService(ca: ca, store: store, svidTTL: configuration.svidTTL)
-        let publisher = SnapshotPublisher()
+        let publisher = SnapshotPublisher(.empty)
         let updater = SnapshotUpdater(builder: SnapshotBuilder(store: store, secrets: secrets), publisher: publisher, logger: logger)
         manager = ConfigManager(store: store, secrets: secrets, onCommit: { _ in updater.committed() })
         let registry = ProxyRegistry()
