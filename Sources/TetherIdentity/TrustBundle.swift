@@ -140,6 +140,14 @@ extension TrustBundle.JWTAuthority {
 }
 
 extension Certificate {
+    /// `sha256:<hex>` of the SubjectPublicKeyInfo: how a proxy pins the CA
+    /// with `--ca-hash` when it has no bundle file (kubeadm's discovery hash).
+    public var publicKeyPin: String {
+        var serializer = DER.Serializer()
+        try? serializer.serialize(publicKey)
+        return "sha256:" + SHA256.hash(data: serializer.serializedBytes).map { String(format: "%02x", $0) }.joined()
+    }
+
     /// DER bytes of a certificate we hold; serializing one cannot fail.
     public var derBytes: [UInt8] {
         (try? serializeAsPEM().derBytes) ?? []

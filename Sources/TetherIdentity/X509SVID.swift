@@ -40,10 +40,13 @@ public struct X509SVID: Sendable {
 
     /// When to renew: at half the lifetime, moved by up to ±10% of the
     /// lifetime (SPIRE's rule), so a fleet started together does not renew
-    /// together.
+    /// together. The lifetime counts from issuance, not from the backdated
+    /// notBefore — with short TTLs the backdate would otherwise make a new
+    /// SVID due for renewal at once.
     public func renewalTime(jitter: Double = Double.random(in: -0.1...0.1)) -> Date {
-        let lifetime = notAfter.timeIntervalSince(notBefore)
-        return notBefore + lifetime * (0.5 + max(-0.1, min(0.1, jitter)))
+        let issued = min(notBefore + TrustDomainCA.backdate, notAfter)
+        let lifetime = notAfter.timeIntervalSince(issued)
+        return issued + lifetime * (0.5 + max(-0.1, min(0.1, jitter)))
     }
 
     /// The chain's DER, concatenated, leaf first: the Workload API's `x509_svid`.

@@ -18,18 +18,30 @@ public struct SPIFFEPeerVerifier: Sendable {
     /// Why a verified peer may not connect here, or nil to accept it.
     public typealias Authorizer = @Sendable (SPIFFEID) -> String?
 
-    let bundle: @Sendable () -> TrustBundle
+    /// The bundle to verify a presented chain against, or nil when nothing
+    /// in it can be trusted.
+    public typealias Anchors = @Sendable (_ presented: [Certificate]) -> TrustBundle?
+
+    let anchors: Anchors
     let authorize: Authorizer
     let role: String
     let logger: Logger
+    /// Also told of each rejection, e.g. to explain a failed bootstrap.
+    public var onReject: (@Sendable (SVIDRejection) -> Void)?
 
     /// - Parameters:
-    ///   - bundle: read on every handshake, so bundle changes apply to the next one.
     ///   - role: names this endpoint in rejection logs ("xds-server", "xds-client", …).
+    ///   - bundle: read on every handshake, so bundle changes apply to the next one.
     public init(role: String, logger: Logger, bundle: @escaping @Sendable () -> TrustBundle, authorize: @escaping Authorizer = { _ in nil }) {
+        self.init(role: role, logger: logger, anchors: { _ in bundle() }, authorize: authorize)
+    }
+
+    /// For bootstrap, where the trust anchor is chosen from what the server
+    /// presents (a CA pinned by hash) and the trust domain is learnt from it.
+    public init(role: String, logger: Logger, anchors: @escaping Anchors, authorize: @escaping Authorizer) {
         self.role = role
         self.logger = logger
-        self.bundle = bundle
+        self.anchors = anchors
         self.authorize = authorize
     }
 
@@ -40,7 +52,9 @@ public struct SPIFFEPeerVerifier: Sendable {
 
     /// The verdict on a presented chain (leaf first).
     public func verify(_ presented: [Certificate], now: Date = Date()) async -> Result<SVIDValidator.Peer, SVIDRejection> {
-        let current = bundle()
+        guard let current = anchors(presented) else {
+            return .failure(SVIDRejection(code: .untrusted, reason: "no certificate the peer presented is a trusted CA"))
+        }
         let validator = SVIDValidator(trustDomain: current.trustDomain, bundle: current.x509Authorities)
         switch await validator.validatePeer(chain: presented, at: now) {
         case .success(let peer):
@@ -69,6 +83,7 @@ public struct SPIFFEPeerVerifier: Sendable {
                 let chain = try peer.chain.map { try NIOSSLCertificate(bytes: $0.derBytes, format: .der) }
                 return .certificateVerified(VerificationMetadata(ValidatedCertificateChain(chain)))
             case .failure(let rejection):
+                onReject?(rejection)
                 logger.warning("peer certificate rejected", metadata: [
                     "tether.tls.role": "\(role)", "tether.tls.rejection": "\(rejection.code.rawValue)", "reason": "\(rejection.reason)",
                 ])

@@ -127,7 +127,7 @@ struct ControlPlaneIntegrationTests {
 
     @Test func joinTokensArePrintedOnceAndStoredOnlyAsHashes() throws {
         let server = try ControlPlaneProcess()
-        let created = try server.cli(["token", "create", "--spiffe-id", "spiffe://tether.local/agent/triage", "--ttl", "5m"])
+        let created = try server.cli(["token", "create", "--spiffe-id", "spiffe://example.org/agent/triage", "--ttl", "5m"])
         #expect(created.status == 0, "\(created.stderr)")
         let token = created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(token.hasPrefix("tjt.") && token.count > 40)
@@ -136,9 +136,10 @@ struct ControlPlaneIntegrationTests {
         #expect(database.range(of: Data(token.utf8)) == nil)
         let wrongDomain = try server.cli(["token", "create", "--spiffe-id", "spiffe://other.org/agent/triage"])
         #expect(wrongDomain.status == 1)
-        #expect(wrongDomain.stderr.contains("is not in trust domain tether.local"))
+        #expect(wrongDomain.stderr.contains("is not in trust domain example.org"))
         // The generated CA: certificate readable, key for the owner only.
         let key = try FileManager.default.attributesOfItem(atPath: server.dataDirectory + "/ca.key")
+        #expect((try FileManager.default.attributesOfItem(atPath: server.dataDirectory + "/jwt.key")[.posixPermissions] as? Int ?? 0) & 0o077 == 0)
         #expect((key[.posixPermissions] as? Int ?? 0) & 0o077 == 0)
         #expect(FileManager.default.fileExists(atPath: server.dataDirectory + "/ca.pem"))
     }

@@ -77,16 +77,30 @@ final class ControlPlaneProcess: @unchecked Sendable {
     // owning test calls from one task at a time.
     let root: URL
     let dataDirectory: String
-    /// The xDS port, when started with xDS.
-    let xdsPort: Int?
+    enum XDS {
+        /// xDS + identity over mTLS, bootstrap over TLS (the default).
+        case mTLS
+        /// `--insecure-xds`: plaintext xDS on loopback.
+        case insecure
+    }
+
+    let xds: XDS
+    let xdsPort: Int
+    let bootstrapPort: Int
+    let arguments: [String]
     private var process: Process?
     private(set) var logPath = ""
 
-    init(xds: Bool = false) throws {
+    /// Trust domain example.org, as in examples/mesh.yaml; `arguments` are
+    /// added to `tether-control run`.
+    init(xds: XDS = .mTLS, arguments: [String] = []) throws {
         root = FileManager.default.temporaryDirectory.appendingPathComponent("tether-it-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
         dataDirectory = root.appendingPathComponent("data").path
-        xdsPort = xds ? freePort() : nil
+        self.xds = xds
+        xdsPort = freePort()
+        bootstrapPort = freePort()
+        self.arguments = arguments
         try start()
     }
 
@@ -107,14 +121,17 @@ final class ControlPlaneProcess: @unchecked Sendable {
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: tetherControlBinary)
-        process.arguments = ["run", "--data-dir", dataDirectory] + (xdsPort.map { ["--insecure-xds", "--xds-address", "127.0.0.1:\($0)"] } ?? [])
+        process.arguments = [
+            "run", "--data-dir", dataDirectory, "--trust-domain", "example.org",
+            "--xds-address", "127.0.0.1:\(xdsPort)", "--bootstrap-address", "127.0.0.1:\(bootstrapPort)",
+        ] + (xds == .insecure ? ["--insecure-xds"] : []) + arguments
         process.standardOutput = try FileHandle(forWritingTo: log)
         process.standardError = try FileHandle(forWritingTo: log)
         try process.run()
         self.process = process
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline {
-            if try cli(["history"]).status == 0, xdsPort.map(isListening) ?? true { return }
+            if try cli(["history"]).status == 0, isListening(xdsPort) { return }
             guard process.isRunning else { break }
             usleep(50_000)
         }

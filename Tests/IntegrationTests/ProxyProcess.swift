@@ -8,22 +8,28 @@ import FoundationNetworking
 final class ProxyProcess: @unchecked Sendable {
     // @unchecked: `process` changes only in start()/stop(), called by the
     // owning test from one task at a time.
-    let node: String
     let xdsPort: Int
     let adminPort: Int
     let dataDirectory: String
     let logPath: String
+    /// How it gets its identity: `--insecure-xds --node-id …` or a join.
+    var identityArguments: [String]
     private var process: Process?
 
-    init(node: String, xdsPort: Int, root: URL) throws {
-        self.node = node
+    /// Plaintext xDS as `node` (`--insecure-xds`).
+    convenience init(node: String, xdsPort: Int, root: URL) throws {
+        try self.init(xdsPort: xdsPort, root: root, identity: ["--insecure-xds", "--node-id", node])
+    }
+
+    init(xdsPort: Int, root: URL, identity: [String], waitForAdmin: Bool = true) throws {
         self.xdsPort = xdsPort
+        identityArguments = identity
         adminPort = freePort()
         let directory = root.appendingPathComponent("proxy-\(UUID().uuidString)")
         dataDirectory = directory.path
         logPath = directory.path + ".log"
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-        try start()
+        try start(waitForAdmin: waitForAdmin)
     }
 
     deinit {
@@ -33,13 +39,14 @@ final class ProxyProcess: @unchecked Sendable {
         }
     }
 
-    func start() throws {
+    /// Starts the proxy and, unless told otherwise, waits (at most 20 s)
+    /// for its admin endpoint.
+    func start(waitForAdmin: Bool = true) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: tetherProxyBinary)
         process.arguments = [
-            "run", "--control", "127.0.0.1:\(xdsPort)", "--insecure-xds", "--node-id", node,
-            "--data-dir", dataDirectory, "--admin-address", "127.0.0.1:\(adminPort)",
-        ]
+            "run", "--control", "127.0.0.1:\(xdsPort)", "--data-dir", dataDirectory, "--admin-address", "127.0.0.1:\(adminPort)",
+        ] + identityArguments
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         log.seekToEndOfFile()
         process.standardOutput = log
@@ -47,10 +54,20 @@ final class ProxyProcess: @unchecked Sendable {
         try process.run()
         self.process = process
         let deadline = Date().addingTimeInterval(20)
-        while Date() < deadline, !isListening(adminPort) {
+        while waitForAdmin, Date() < deadline, !isListening(adminPort) {
             guard process.isRunning else { throw IntegrationError("tether-proxy exited: \(self.log)") }
             usleep(50_000)
         }
+    }
+
+    /// Waits (at most `seconds`) for the process to exit by itself.
+    func exitStatus(within seconds: Double = 20) async throws -> Int32 {
+        let deadline = Date().addingTimeInterval(seconds)
+        while let process, process.isRunning {
+            guard Date() < deadline else { throw IntegrationError("tether-proxy did not exit; log:\n\(log)") }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return process?.terminationStatus ?? -1
     }
 
     func stop() -> Int32 {

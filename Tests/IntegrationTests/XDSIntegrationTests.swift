@@ -10,7 +10,7 @@ struct XDSIntegrationTests {
 
     /// A triage proxy, once ready with the whole example applied.
     func readyProxy(_ control: ControlPlaneProcess) async throws -> ProxyProcess {
-        let proxy = try ProxyProcess(node: triage, xdsPort: control.xdsPort!, root: control.root)
+        let proxy = try ProxyProcess(node: triage, xdsPort: control.xdsPort, root: control.root)
         try await proxy.waitUntil("the proxy to be ready with the example") {
             let ready = try await proxy.get("/ready").status == 200
             let count = try await proxy.versions().count
@@ -24,7 +24,7 @@ struct XDSIntegrationTests {
     }
 
     @Test func configReachesTheProxyAndOnlyChangesTravel() async throws {
-        let control = try ControlPlaneProcess(xds: true)
+        let control = try ControlPlaneProcess(xds: .insecure)
         #expect(try control.cli(["apply", "-f", example]).status == 0)
         let proxy = try await readyProxy(control)
         let before = try await proxy.versions()
@@ -64,7 +64,7 @@ struct XDSIntegrationTests {
     }
 
     @Test func aResourceTheProxyCannotUseIsNACKedAndTheLastGoodConfigStays() async throws {
-        let control = try ControlPlaneProcess(xds: true)
+        let control = try ControlPlaneProcess(xds: .insecure)
         #expect(try control.cli(["apply", "-f", example]).status == 0)
         let proxy = try await readyProxy(control)
         let good = try await proxy.versions()
@@ -89,7 +89,7 @@ struct XDSIntegrationTests {
     }
 
     @Test func aProxyRestartedWhileTheControlPlaneIsDownServesItsCacheAndResyncs() async throws {
-        let control = try ControlPlaneProcess(xds: true)
+        let control = try ControlPlaneProcess(xds: .insecure)
         #expect(try control.cli(["apply", "-f", example]).status == 0)
         let proxy = try await readyProxy(control)
         let versions = try await proxy.versions()
@@ -109,13 +109,13 @@ struct XDSIntegrationTests {
     }
 
     @Test func anIndependentXDSClientFromEnvoysProtos() throws {
-        let control = try ControlPlaneProcess(xds: true)
+        let control = try ControlPlaneProcess(xds: .insecure)
         #expect(try control.cli(["apply", "-f", example]).status == 0)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = [
             "python3", repositoryRoot.appendingPathComponent("Tests/IntegrationTests/xds_client.py").path,
-            "127.0.0.1:\(control.xdsPort!)", triage, tetherControlBinary, control.dataDirectory, example,
+            "127.0.0.1:\(control.xdsPort)", triage, tetherControlBinary, control.dataDirectory, example,
         ]
         let output = control.root.appendingPathComponent("python.log")
         _ = FileManager.default.createFile(atPath: output.path, contents: nil)

@@ -10,9 +10,10 @@ import X509
 struct IdentityServiceTests {
     let triage = try! SPIFFEID("spiffe://example.org/agent/triage")
 
-    func service(_ plane: TestControlPlane) throws -> IdentityService {
+    func service(_ plane: TestControlPlane) async throws -> IdentityService {
         let ca = try CAFiles.loadOrCreate(in: plane.directory, trustDomain: "example.org")
-        return IdentityService(ca: ca, store: plane.store, svidTTL: 3600)
+        let issuer = try await JWTSVIDIssuer(trustDomain: "example.org", key: try CAFiles.loadOrCreateJWTKey(in: plane.directory))
+        return IdentityService(ca: ca, jwtIssuer: issuer, store: plane.store, svidTTL: 3600)
     }
 
     func csr(for id: SPIFFEID?) throws -> [UInt8] {
@@ -29,15 +30,15 @@ struct IdentityServiceTests {
         return try request.serializeAsPEM().derBytes
     }
 
-    @Test func aTokenIsRedeemedOnceForAnSVIDOfItsIdentity() throws {
+    @Test func aTokenIsRedeemedOnceForAnSVIDOfItsIdentity() async throws {
         let plane = try TestControlPlane()
-        let identity = try service(plane)
+        let identity = try await service(plane)
         let (token, expiresAt) = try identity.createJoinToken(for: triage, ttl: 600, author: "test")
         #expect(token.hasPrefix("tjt."))
         #expect(expiresAt > Date())
         let result = try identity.join(token: token, csrDER: try csr(for: triage))
         #expect(try SVIDValidator.spiffeID(of: result.svid).get() == triage)
-        #expect(result.bundle == [identity.ca.certificate])
+        #expect(result.bundle.x509Authorities == [identity.ca.certificate])
 
         // Replay: refused.
         #expect(throws: ControlPlaneError.self) { try identity.join(token: token, csrDER: try csr(for: triage)) }
@@ -47,9 +48,9 @@ struct IdentityServiceTests {
         }
     }
 
-    @Test func anExpiredTokenIsRefusedAndConsumed() throws {
+    @Test func anExpiredTokenIsRefusedAndConsumed() async throws {
         let plane = try TestControlPlane()
-        let identity = try service(plane)
+        let identity = try await service(plane)
         let (token, _) = try identity.createJoinToken(for: triage, ttl: 1, author: "test", now: Date() - 60)
         do {
             _ = try identity.join(token: token, csrDER: try csr(for: triage))
@@ -65,9 +66,9 @@ struct IdentityServiceTests {
         }
     }
 
-    @Test func aCSRForAnotherIdentityIsRefusedAndTheTokenIsSpent() throws {
+    @Test func aCSRForAnotherIdentityIsRefusedAndTheTokenIsSpent() async throws {
         let plane = try TestControlPlane()
-        let identity = try service(plane)
+        let identity = try await service(plane)
         let (token, _) = try identity.createJoinToken(for: triage, author: "test")
         do {
             _ = try identity.join(token: token, csrDER: try csr(for: try SPIFFEID("spiffe://example.org/agent/admin")))
@@ -79,27 +80,27 @@ struct IdentityServiceTests {
         #expect(throws: ControlPlaneError.self) { try identity.join(token: token, csrDER: try csr(for: triage)) }
     }
 
-    @Test func tokensAreStoredOnlyAsHashesAndIssuedCertificatesAreRecorded() throws {
+    @Test func tokensAreStoredOnlyAsHashesAndIssuedCertificatesAreRecorded() async throws {
         let plane = try TestControlPlane()
-        let identity = try service(plane)
+        let identity = try await service(plane)
         let (token, _) = try identity.createJoinToken(for: triage, author: "test")
         let result = try identity.join(token: token, csrDER: try csr(for: nil))
         let bytes = plane.databaseBytes()
         #expect(bytes.range(of: Data(token.utf8)) == nil)
         #expect(bytes.range(of: Data(String(token.dropFirst(4)).utf8)) == nil)
-        let serials = try plane.store.pool.read { db in try String.fetchAll(db, sql: "SELECT serial FROM issued_certificates") }
+        let serials = try await plane.store.pool.read { db in try String.fetchAll(db, sql: "SELECT serial FROM issued_certificates") }
         #expect(serials == [result.svid.serialNumber.description])
     }
 
-    @Test func tokensAreOnlyForWorkloadsOfTheTrustDomain() throws {
+    @Test func tokensAreOnlyForWorkloadsOfTheTrustDomain() async throws {
         let plane = try TestControlPlane()
-        let identity = try service(plane)
+        let identity = try await service(plane)
         #expect(throws: ControlPlaneError.self) { try identity.createJoinToken(for: try SPIFFEID("spiffe://other.org/agent"), author: "t") }
         #expect(throws: ControlPlaneError.self) { try identity.createJoinToken(for: try SPIFFEID("spiffe://example.org"), author: "t") }
         #expect(throws: ControlPlaneError.self) { try identity.createJoinToken(for: triage, ttl: 0, author: "t") }
     }
 
-    @Test func theCAIsGeneratedOnceKeptPrivateAndBoundToItsTrustDomain() throws {
+    @Test func theCAIsGeneratedOnceKeptPrivateAndBoundToItsTrustDomain() async throws {
         let plane = try TestControlPlane()
         let first = try CAFiles.loadOrCreate(in: plane.directory, trustDomain: "example.org")
         let again = try CAFiles.loadOrCreate(in: plane.directory, trustDomain: "example.org")

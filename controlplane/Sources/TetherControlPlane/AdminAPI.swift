@@ -46,7 +46,7 @@ public struct AdminAPI: Sendable {
                     throw ControlPlaneError(.badRequest, "\(request.spiffeID) is not a SPIFFE ID: it \(error.reason)")
                 }
                 let created = try identity.createJoinToken(for: id, ttl: request.ttlSeconds, author: author)
-                return ok(AdminProtocol.TokenResponse(token: created.token, spiffeID: id.description, expiresAt: created.expiresAt))
+                return ok(AdminProtocol.TokenResponse(token: created.token, spiffeID: id.description, expiresAt: created.expiresAt, caHash: identity.caHash))
             case ("GET", "/v1/proxies"):
                 return ok(AdminProtocol.ProxiesResponse(proxies: proxies.all))
             case ("GET", "/v1/revisions"):

@@ -101,5 +101,7 @@ public enum AdminProtocol {
         public var token: String
         public var spiffeID: String
         public var expiresAt: Date
+        /// The CA pin a proxy may bootstrap with instead of a bundle file.
+        public var caHash: String
     }
 }

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import TetherIdentity
 
@@ -36,6 +37,26 @@ public enum CAFiles {
         } catch {
             throw ControlPlaneError(.secrets, "cannot set up the CA: \(error)")
         }
+    }
+
+    /// The trust domain's JWT-SVID signing key, `jwt.key` (0600): kept
+    /// across restarts so JWT-SVIDs already handed out keep verifying.
+    public static func loadOrCreateJWTKey(in directory: DataDirectory) throws(ControlPlaneError) -> P256.Signing.PrivateKey {
+        let path = "\(directory.path)/jwt.key"
+        if FileManager.default.fileExists(atPath: path) {
+            var info = stat()
+            guard stat(path, &info) == 0, info.st_mode & 0o077 == 0 else {
+                throw ControlPlaneError(.secrets, "\(path) is readable by other users; run chmod 600 \(path)")
+            }
+            do {
+                return try P256.Signing.PrivateKey(pemRepresentation: try read(path))
+            } catch {
+                throw ControlPlaneError(.secrets, "\(path) is not a PEM P-256 private key: \(error)")
+            }
+        }
+        let key = P256.Signing.PrivateKey()
+        try write(key.pemRepresentation, to: path, mode: 0o600)
+        return key
     }
 
     static func read(_ path: String) throws(ControlPlaneError) -> String {

@@ -3,7 +3,9 @@ import Logging
 import NIOPosix
 import ServiceLifecycle
 import TetherAdminHTTP
+import TetherCore
 import TetherIdentity
+import TetherMeshIdentity
 import TetherXDS
 
 /// Assembles the control plane from its configuration: data directory, store,
@@ -18,8 +20,8 @@ import TetherXDS
 public struct ControlPlane: Sendable {
     public struct Configuration: Sendable {
         public var dataDirectory: String
-        /// Where to serve xDS without TLS (loopback only); nil serves no xDS.
-        public var insecureXDS: (host: String, port: Int)?
+        /// Where to serve xDS; nil serves none.
+        public var listeners: Listeners?
         /// The SPIFFE trust domain this control plane is the CA of.
         public var trustDomain: String
         /// PEM files of an operator-provided CA (certificate, key); generated when nil.
@@ -28,11 +30,19 @@ public struct ControlPlane: Sendable {
 
         public static let defaultTrustDomain = "tether.local"
 
-        public init(dataDirectory: String = DataDirectory.defaultPath, insecureXDS: (host: String, port: Int)? = nil, trustDomain: String = defaultTrustDomain) {
+        public init(dataDirectory: String = DataDirectory.defaultPath, listeners: Listeners? = nil, trustDomain: String = defaultTrustDomain) {
             self.dataDirectory = dataDirectory
-            self.insecureXDS = insecureXDS
+            self.listeners = listeners
             self.trustDomain = trustDomain
         }
+    }
+
+    public enum Listeners: Sendable {
+        /// xDS and the identity service over mTLS, and the join-token
+        /// bootstrap over server-authenticated TLS.
+        case mTLS(xds: HostPort, bootstrap: HostPort)
+        /// xDS only, plaintext, loopback only: tests and local development.
+        case insecure(xds: HostPort)
     }
 
     public let directory: DataDirectory
@@ -42,13 +52,22 @@ public struct ControlPlane: Sendable {
     /// Held for the life of the control plane.
     private let lock: DataDirectoryLock
 
-    public init(configuration: Configuration, logger: Logger, xdsBound: (@Sendable (Int) -> Void)? = nil) throws(ControlPlaneError) {
+    /// - Parameter bound: called with each listener's name ("xds", "bootstrap") and bound port.
+    public init(configuration: Configuration, logger: Logger, bound: (@Sendable (String, Int) -> Void)? = nil) async throws(ControlPlaneError) {
         directory = try DataDirectory.prepare(path: configuration.dataDirectory)
         lock = try DataDirectoryLock(directory)
         let secrets = try SecretBox.loadOrCreate(keyFile: directory.secretsKeyPath)
         let store = try SQLiteConfigStore(path: directory.databasePath)
         let ca = try CAFiles.loadOrCreate(in: directory, trustDomain: configuration.trustDomain, provided: configuration.providedCA)
-        identity = IdentityService(ca: ca, store: store, svidTTL: configuration.svidTTL)
+        let jwtIssuer: JWTSVIDIssuer
+        do {
+            jwtIssuer = try await JWTSVIDIssuer(trustDomain: ca.trustDomain, key: try CAFiles.loadOrCreateJWTKey(in: directory))
+        } catch let error as ControlPlaneError {
+            throw error
+        } catch {
+            throw ControlPlaneError(.secrets, "cannot use the JWT-SVID signing key: \(error)")
+        }
+        identity = IdentityService(ca: ca, jwtIssuer: jwtIssuer, store: store, svidTTL: configuration.svidTTL)
         let publisher = SnapshotPublisher(.empty)
         let updater = SnapshotUpdater(builder: SnapshotBuilder(store: store, secrets: secrets), publisher: publisher, logger: logger)
         manager = ConfigManager(store: store, secrets: secrets, onCommit: { _ in updater.committed() })
@@ -64,9 +83,45 @@ public struct ControlPlane: Sendable {
         // ServiceGroup stops services in reverse order: xDS streams first,
         // then snapshot updates, and the admin API last.
         var services: [any Service] = [admin, updater]
-        if let xds = configuration.insecureXDS {
+        func report(_ name: String) -> (@Sendable (Int) -> Void)? {
+            guard let bound else { return nil }
+            return { port in bound(name, port) }
+        }
+        switch configuration.listeners {
+        case .mTLS(let xdsAddress, let bootstrapAddress):
+            let own = try OwnSVIDRotator(identity: identity, logger: logger)
+            let trustDomain = ca.trustDomain
+            let verifier = SPIFFEPeerVerifier(role: "xds-server", logger: logger, bundle: { own.publisher.current.bundle }) { id in
+                id.trustDomain == trustDomain ? nil : "\(id) is not in trust domain \(trustDomain)"
+            }
+            let ads = ADSService(publisher: publisher, registry: registry, authenticator: MTLSNodeAuthenticator(), logger: logger)
+            do {
+                services.append(own)
+                services.append(try GRPCListener(
+                    name: "bootstrap", address: bootstrapAddress,
+                    security: .tls(try MeshTLS.server(identity: own.publisher, clientVerifier: nil)),
+                    services: [BootstrapAPI(identity: identity, logger: logger)], logger: logger,
+                    bound: report("bootstrap")
+                ))
+                services.append(try GRPCListener(
+                    name: "xds", address: xdsAddress,
+                    security: .tls(try MeshTLS.server(identity: own.publisher, clientVerifier: verifier)),
+                    services: [ads, IdentityAPI(identity: identity, logger: logger)], logger: logger,
+                    onShutdown: { publisher.close() }, bound: report("xds")
+                ))
+            } catch let error as ControlPlaneError {
+                throw error
+            } catch {
+                throw ControlPlaneError(.internal, "cannot set up TLS for the xDS listeners: \(error)")
+            }
+        case .insecure(let xdsAddress):
             let ads = ADSService(publisher: publisher, registry: registry, authenticator: InsecureNodeAuthenticator(), logger: logger)
-            services.append(try XDSServer(host: xds.host, port: xds.port, service: ads, publisher: publisher, logger: logger, bound: xdsBound))
+            services.append(try GRPCListener(
+                name: "xds", address: xdsAddress, security: .plaintextLoopback, services: [ads], logger: logger,
+                onShutdown: { publisher.close() }, bound: report("xds")
+            ))
+        case nil:
+            break
         }
         self.services = services
     }

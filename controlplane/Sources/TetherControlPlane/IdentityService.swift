@@ -16,15 +16,28 @@ import X509
 public struct IdentityService: Sendable {
     public let ca: TrustDomainCA
     let store: any IdentityStore
+    let jwtIssuer: JWTSVIDIssuer
     public let svidTTL: TimeInterval
 
     /// SPIRE's default join-token lifetime.
     public static let defaultTokenTTL: TimeInterval = 600
 
-    public init(ca: TrustDomainCA, store: any IdentityStore, svidTTL: TimeInterval = TrustDomainCA.defaultSVIDTTL) {
+    public init(ca: TrustDomainCA, jwtIssuer: JWTSVIDIssuer, store: any IdentityStore, svidTTL: TimeInterval = TrustDomainCA.defaultSVIDTTL) {
         self.ca = ca
+        self.jwtIssuer = jwtIssuer
         self.store = store
         self.svidTTL = svidTTL
+    }
+
+    /// The trust domain's bundle: what every SVID and JWT-SVID verifies against.
+    public var bundle: TrustBundle {
+        TrustBundle(trustDomain: ca.trustDomain, x509Authorities: [ca.certificate], jwtAuthorities: [jwtIssuer.authority])
+    }
+
+    /// `sha256:<hex>` of the CA's SubjectPublicKeyInfo: what a proxy pins
+    /// with `--ca-hash` when it has no bundle file (kubeadm's discovery hash).
+    public var caHash: String {
+        ca.certificate.publicKeyPin
     }
 
     /// A single-use token for `id`. Only its SHA-256 is stored.
@@ -48,7 +61,7 @@ public struct IdentityService: Sendable {
 
     public struct JoinResult: Sendable {
         public var svid: Certificate
-        public var bundle: [Certificate]
+        public var bundle: TrustBundle
     }
 
     /// Redeems a join token for an SVID. The token is consumed by this call
@@ -67,14 +80,52 @@ public struct IdentityService: Sendable {
         } catch {
             throw ControlPlaneError(.badRequest, "the certificate signing request is not valid DER PKCS#10: \(error)")
         }
+        return try issue(csr: csr, for: record.spiffeID, now: now)
+    }
+
+    /// A new SVID for a workload that already holds one: `id` is the SPIFFE
+    /// ID its (verified) client certificate carries, and the CSR may ask for
+    /// that identity only.
+    public func renew(csrDER: [UInt8], for id: SPIFFEID, now: Date = Date()) throws(ControlPlaneError) -> JoinResult {
+        let csr: CertificateSigningRequest
+        do {
+            csr = try CertificateSigningRequest(derEncoded: csrDER)
+        } catch {
+            throw ControlPlaneError(.badRequest, "the certificate signing request is not valid DER PKCS#10: \(error)")
+        }
+        return try issue(csr: csr, for: id, now: now)
+    }
+
+    /// An SVID for the control plane itself, over a key it just generated.
+    public func issueOwn(id: SPIFFEID, publicKey: Certificate.PublicKey, now: Date = Date()) throws(ControlPlaneError) -> Certificate {
         let svid: Certificate
         do {
-            svid = try ca.issue(csr: csr, for: record.spiffeID, ttl: svidTTL, now: now)
+            svid = try ca.issue(publicKey: publicKey, for: id, ttl: svidTTL, now: now)
+        } catch {
+            throw ControlPlaneError(.secrets, "cannot issue the control plane's own SVID: \(error.reason)")
+        }
+        try store.recordIssued(serial: svid.serialNumber.description, spiffeID: id, notAfter: svid.notValidAfter, at: now)
+        return svid
+    }
+
+    /// A JWT-SVID for `id` — always the caller's own, authenticated identity.
+    public func mintJWTSVID(for id: SPIFFEID, audience: [String]) async throws(ControlPlaneError) -> String {
+        do {
+            return try await jwtIssuer.mint(for: id, audience: audience)
+        } catch {
+            throw ControlPlaneError(.badRequest, error.reason)
+        }
+    }
+
+    private func issue(csr: CertificateSigningRequest, for id: SPIFFEID, now: Date) throws(ControlPlaneError) -> JoinResult {
+        let svid: Certificate
+        do {
+            svid = try ca.issue(csr: csr, for: id, ttl: svidTTL, now: now)
         } catch {
             throw ControlPlaneError(.permissionDenied, error.reason)
         }
-        try store.recordIssued(serial: svid.serialNumber.description, spiffeID: record.spiffeID, notAfter: svid.notValidAfter, at: now)
-        return JoinResult(svid: svid, bundle: [ca.certificate])
+        try store.recordIssued(serial: svid.serialNumber.description, spiffeID: id, notAfter: svid.notValidAfter, at: now)
+        return JoinResult(svid: svid, bundle: bundle)
     }
 
     static func hash(_ token: String) -> String {

@@ -9,22 +9,28 @@ struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the control plane.",
         discussion: """
-            Uses an embedded SQLite database and a generated secrets key under the data \
-            directory (created 0700 on first run). Stops gracefully on SIGTERM or SIGINT.
+            Uses an embedded SQLite database, a generated CA and secrets key under the data \
+            directory (created 0700 on first run). Serves xDS and SVID renewal over mTLS on \
+            --xds-address and join-token bootstrap over TLS on --bootstrap-address; the control \
+            plane presents its own SVID, spiffe://<trust-domain>/tether/control. Stops gracefully \
+            on SIGTERM or SIGINT.
 
               tether-control run
-              tether-control run --data-dir /var/lib/tether
-              tether-control run --insecure-xds --xds-address 127.0.0.1:15012
+              tether-control run --data-dir /var/lib/tether --trust-domain example.org \\
+                --xds-address 0.0.0.0:15012 --bootstrap-address 0.0.0.0:15013
             """
     )
 
     @Option(name: .long, help: ArgumentHelp("Data directory (database, secrets key, admin socket).", valueName: "dir"))
     var dataDir: String = DataDirectory.defaultPath
 
-    @Option(name: .long, help: ArgumentHelp("Where to serve xDS to proxies.", valueName: "host:port"))
+    @Option(name: .long, help: ArgumentHelp("Where to serve xDS and SVID renewal (mTLS) to proxies.", valueName: "host:port"))
     var xdsAddress = "127.0.0.1:15012"
 
-    @Flag(help: "Serve xDS without TLS. Loopback addresses only; for tests and local development until workload identity (mTLS) is configured.")
+    @Option(name: .long, help: ArgumentHelp("Where proxies redeem join tokens (TLS).", valueName: "host:port"))
+    var bootstrapAddress = "127.0.0.1:15013"
+
+    @Flag(help: "Serve xDS without TLS and without identity services. Loopback addresses only; for tests and local development.")
     var insecureXDS = false
 
     @Option(help: ArgumentHelp("The SPIFFE trust domain this control plane is the CA of.", valueName: "name"))
@@ -68,17 +74,16 @@ struct Run: AsyncParsableCommand {
             throw CLIError("--svid-ttl \(svidTTL) is not a duration of at least 10s (e.g. 1h, 30s)")
         }
         configuration.svidTTL = Double(ttl.milliseconds) / 1000
-        if insecureXDS {
-            guard let address = try? HostPort(xdsAddress) else {
-                throw CLIError("--xds-address \(xdsAddress) is not host:port")
-            }
-            configuration.insecureXDS = (address.host, address.port)
-        } else {
-            logger.notice("xDS is not served: pass --insecure-xds (loopback only) until workload identity is configured")
+        guard let xds = try? HostPort(xdsAddress) else {
+            throw CLIError("--xds-address \(xdsAddress) is not host:port")
         }
+        guard let bootstrap = try? HostPort(bootstrapAddress) else {
+            throw CLIError("--bootstrap-address \(bootstrapAddress) is not host:port")
+        }
+        configuration.listeners = insecureXDS ? .insecure(xds: xds) : .mTLS(xds: xds, bootstrap: bootstrap)
         let controlPlane: ControlPlane
         do {
-            controlPlane = try ControlPlane(configuration: configuration, logger: logger)
+            controlPlane = try await ControlPlane(configuration: configuration, logger: logger)
         } catch {
             throw CLIError(error.description)
         }

@@ -13,8 +13,9 @@ struct Token: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Create a single-use join token for one SPIFFE ID.",
             discussion: """
-                Prints the token once; only its hash is stored. It is consumed by its first use, \
-                even one that fails (expired, or a request for another identity).
+                Prints the token once on stdout; only its hash is stored. It is consumed by its \
+                first use, even one that fails (expired, or a request for another identity). \
+                stderr shows the CA pin (--ca-hash) for proxies that have no bundle file.
 
                   tether-control token create --spiffe-id spiffe://tether.local/agent/triage
                   tether-control token create --spiffe-id spiffe://tether.local/mcp/github --ttl 30m
@@ -36,6 +37,7 @@ struct Token: AsyncParsableCommand {
                 let response: AdminProtocol.TokenResponse = try await connection.client.post("/v1/tokens", request)
                 print(response.token)
                 printError("join token for \(response.spiffeID), single use, expires \(response.expiresAt.formatted(.iso8601))")
+                printError("bootstrap with: tether-proxy run --join-token <token> --ca-hash \(response.caHash) --control <xds host:port> --bootstrap <bootstrap host:port>")
             }
         }
     }

@@ -31,20 +31,7 @@ public struct LastGoodConfigFile: Sendable {
             systemVersion: config.systemVersion,
             resources: config.resources.values.sorted { $0.resource.id < $1.resource.id }.map { Document.Entry(version: $0.version, resource: $0.resource) }
         )
-        let data = try JSONEncoder().encode(document)
-        let temporary = path + ".tmp"
-        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard descriptor >= 0 else { throw fileError("cannot create \(temporary)") }
-        let written = data.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
-        let synced = fsync(descriptor) == 0
-        close(descriptor)
-        guard written == data.count, synced else { throw fileError("cannot write \(temporary)") }
-        guard rename(temporary, path) == 0 else { throw fileError("cannot replace \(path)") }
-        let directory = open((path as NSString).deletingLastPathComponent, O_RDONLY | O_CLOEXEC)
-        if directory >= 0 {
-            fsync(directory)
-            close(directory)
-        }
+        try AtomicFile.write(try JSONEncoder().encode(document), to: path, mode: 0o600)
     }
 
     /// The saved config, nil when there is none. A file that does not pass
@@ -59,18 +46,5 @@ public struct LastGoodConfigFile: Sendable {
             config.resources[resource.id] = VersionedResource(resource: resource, version: entry.version)
         }
         return config
-    }
-
-    private func fileError(_ message: String) -> Error {
-        ProxyError("\(message): \(String(cString: strerror(errno)))")
-    }
-}
-
-/// A proxy failure with an actionable message.
-public struct ProxyError: Error, CustomStringConvertible {
-    public var description: String
-
-    public init(_ description: String) {
-        self.description = description
     }
 }

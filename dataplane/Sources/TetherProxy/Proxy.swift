@@ -3,44 +3,76 @@ import Logging
 import ServiceLifecycle
 import TetherAdminHTTP
 import TetherCore
+import TetherIdentity
+import TetherMeshIdentity
 import TetherXDS
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// Assembles a proxy: its data directory, last good config, xDS client and
-/// admin endpoint. `services` run in one `ServiceGroup`.
+/// Assembles a proxy: its data directory, identity, last good config, xDS
+/// client and admin endpoint. `services` run in one `ServiceGroup`.
 ///
 /// ```swift
-/// let proxy = try Proxy(configuration: .init(node: id, controlHost: "127.0.0.1", controlPort: 15012), logger: logger)
+/// let proxy = try await Proxy(configuration: .init(
+///     control: HostPort("127.0.0.1:15012"),
+///     identity: .controlPlane(bootstrap: HostPort("127.0.0.1:15013"), join: (token, .caHash(pin)), expectedNode: nil)
+/// ), logger: logger)
 /// try await ServiceGroup(services: proxy.services, gracefulShutdownSignals: [.sigterm], logger: logger).run()
 /// ```
 public struct Proxy: Sendable {
+    public enum IdentitySource: Sendable {
+        /// Plaintext xDS to a loopback control plane, as `node` (tests and
+        /// local development only).
+        case insecure(node: SPIFFEID)
+        /// mTLS with an SVID from the control plane: the one saved in the
+        /// data directory, or a new one from a join token.
+        case controlPlane(bootstrap: HostPort, join: (token: String, trust: IdentityBootstrap.Trust)?, expectedNode: SPIFFEID?)
+    }
+
     public struct Configuration: Sendable {
-        public var node: SPIFFEID
-        public var controlHost: String
-        public var controlPort: Int
+        public var control: HostPort
+        public var identity: IdentitySource
         public var dataDirectory: String = "./tether-proxy-data"
         public var adminHost: String = "127.0.0.1"
         public var adminPort: Int = 15000
 
-        public init(node: SPIFFEID, controlHost: String, controlPort: Int) {
-            self.node = node
-            self.controlHost = controlHost
-            self.controlPort = controlPort
+        public init(control: HostPort, identity: IdentitySource) {
+            self.control = control
+            self.identity = identity
         }
     }
 
     public let store: ProxyConfigStore
+    /// The proxy's SVID and bundle; nil with an insecure control connection.
+    public let identity: WorkloadIdentityPublisher?
     public let services: [any Service]
 
-    public init(configuration: Configuration, logger: Logger) throws(ProxyError) {
-        guard EndpointURL.isLoopback(configuration.controlHost) else {
-            throw ProxyError("--insecure-xds connects without TLS and only to loopback; \(configuration.controlHost) is not a loopback address")
-        }
+    public init(configuration: Configuration, logger: Logger) async throws(ProxyError) {
         guard mkdir(configuration.dataDirectory, 0o700) == 0 || errno == EEXIST else {
             throw ProxyError("cannot create data directory \(configuration.dataDirectory): \(String(cString: strerror(errno)))")
+        }
+        let node: SPIFFEID
+        var services: [any Service] = []
+        switch configuration.identity {
+        case .insecure(let insecureNode):
+            guard EndpointURL.isLoopback(configuration.control.host) else {
+                throw ProxyError("--insecure-xds connects without TLS and only to loopback; \(configuration.control.host) is not a loopback address")
+            }
+            node = insecureNode
+            identity = nil
+        case .controlPlane(let bootstrap, let join, let expectedNode):
+            let files = SVIDFiles(directory: configuration.dataDirectory)
+            let current = try await Self.obtainIdentity(files: files, bootstrap: bootstrap, join: join, logger: logger)
+            if let expectedNode, expectedNode != current.id {
+                throw ProxyError("this proxy's SVID is for \(current.id), not --node-id \(expectedNode)")
+            }
+            node = current.id
+            let publisher = WorkloadIdentityPublisher(current)
+            identity = publisher
+            let client = try ControlPlaneIdentityClient(control: configuration.control, identity: publisher, logger: logger)
+            services += [client, SVIDRotator(identity: publisher, client: client, files: files, logger: logger)]
         }
         store = ProxyConfigStore()
         let file = LastGoodConfigFile(directory: configuration.dataDirectory)
@@ -53,15 +85,39 @@ public struct Proxy: Sendable {
         } catch {
             logger.error("ignoring the saved config: it cannot be read", metadata: ["path": "\(file.path)", "error": "\(error)"])
         }
-        let admin = ProxyAdmin(node: configuration.node, store: store)
-        services = [
+        let admin = ProxyAdmin(node: node, store: store)
+        services += [
             XDSClient(
-                configuration: .init(host: configuration.controlHost, port: configuration.controlPort, node: configuration.node),
+                configuration: .init(host: configuration.control.host, port: configuration.control.port, node: node, identity: identity),
                 store: store, file: file, logger: logger
             ),
             LocalHTTPServer(address: .tcp(host: configuration.adminHost, port: configuration.adminPort), logger: logger) { request, _ in
                 admin.handle(request)
             },
         ]
+        self.services = services
+    }
+
+    /// The saved SVID while it is still valid — a restart needs no new
+    /// token, and a token given again is ignored — otherwise a join.
+    static func obtainIdentity(
+        files: SVIDFiles, bootstrap: HostPort, join: (token: String, trust: IdentityBootstrap.Trust)?, logger: Logger
+    ) async throws(ProxyError) -> WorkloadIdentity {
+        if let saved = try files.load() {
+            if saved.svid.notAfter > Date() {
+                logger.info("using the saved SVID", metadata: ["tether.node": "\(saved.id)", "tether.svid.expires": "\(saved.svid.notAfter.formatted(.iso8601))"])
+                return saved
+            }
+            guard join != nil else {
+                throw ProxyError("the saved SVID for \(saved.id) expired at \(saved.svid.notAfter.formatted(.iso8601)); bootstrap again with a new join token (--join-token with --trust-bundle or --ca-hash)")
+            }
+        }
+        guard let join else {
+            throw ProxyError("this proxy has no SVID yet: pass --join-token (from tether-control token create) with --trust-bundle or --ca-hash")
+        }
+        let identity = try await IdentityBootstrap.join(bootstrap: bootstrap, token: join.token, trust: join.trust, logger: logger)
+        try files.save(identity)
+        logger.info("joined the trust domain", metadata: ["tether.node": "\(identity.id)", "tether.svid.expires": "\(identity.svid.notAfter.formatted(.iso8601))"])
+        return identity
     }
 }

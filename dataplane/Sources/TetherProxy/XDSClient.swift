@@ -3,6 +3,7 @@ import GRPCNIOTransportHTTP2
 import Logging
 import ServiceLifecycle
 import TetherCore
+import TetherMeshIdentity
 import TetherXDS
 
 /// Keeps the proxy subscribed to its config over a delta ADS stream:
@@ -15,13 +16,16 @@ public struct XDSClient: Service {
         public var host: String
         public var port: Int
         public var node: SPIFFEID
+        /// nil: plaintext to a loopback control plane (`--insecure-xds`).
+        public var identity: WorkloadIdentityPublisher?
         public var initialBackoff: Duration = .milliseconds(200)
         public var maximumBackoff: Duration = .seconds(15)
 
-        public init(host: String, port: Int, node: SPIFFEID) {
+        public init(host: String, port: Int, node: SPIFFEID, identity: WorkloadIdentityPublisher?) {
             self.host = host
             self.port = port
             self.node = node
+            self.identity = identity
         }
     }
 
@@ -59,11 +63,12 @@ public struct XDSClient: Service {
         }
     }
 
-    /// One stream; true if the control plane answered at least once.
+    /// One stream; true if the control plane answered at least once. Each
+    /// session dials anew, so it presents the SVID current at that time.
     private func session() async throws -> Bool {
         let transport = try HTTP2ClientTransport.Posix(
             target: configuration.host.contains(":") ? .ipv6(address: configuration.host, port: configuration.port) : .ipv4(address: configuration.host, port: configuration.port),
-            transportSecurity: .plaintext
+            transportSecurity: try configuration.identity.map { try MeshTLS.controlPlaneClient(identity: $0, logger: logger) } ?? .plaintext
         )
         return try await withGRPCClient(transport: transport) { client in
             let ads = Envoy_Service_Discovery_V3_AggregatedDiscoveryService.Client(wrapping: client)

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import TetherCore
+import TetherIdentity
 import TetherProxy
 
 /// `tether-proxy`: the data plane beside each agent and each MCP server.
@@ -17,27 +18,45 @@ struct TetherProxyCommand: AsyncParsableCommand {
 
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run the proxy: subscribe to its config over xDS and serve it.",
+        abstract: "Run the proxy: obtain its SPIFFE identity, subscribe to its config over xDS (mTLS) and serve it.",
         discussion: """
-            The proxy keeps the last config it accepted in its data directory and serves it when \
-            the control plane is unreachable. Until workload identity is configured the xDS \
-            connection is plaintext and must be to loopback (--insecure-xds).
+            First start: the proxy generates its private key, redeems a single-use join token \
+            (tether-control token create) for an X.509-SVID, and verifies the control plane \
+            against --trust-bundle or --ca-hash. The SVID is kept in the data directory \
+            (key 0600) and renewed at half its lifetime, so restarts need no new token. The \
+            proxy keeps the last config it accepted and serves it while the control plane is \
+            unreachable.
 
+              tether-proxy run --control cp.example:15012 --bootstrap cp.example:15013 \\
+                --join-token tjt.… --ca-hash sha256:…
+              tether-proxy run --control cp.example:15012      # later starts
               tether-proxy run --control 127.0.0.1:15012 --insecure-xds \\
-                --node-id spiffe://example.org/agent/triage --admin-address 127.0.0.1:15000
+                --node-id spiffe://example.org/agent/triage    # tests only
             """
     )
 
-    @Option(help: ArgumentHelp("The control plane's xDS address.", valueName: "host:port"))
+    @Option(help: ArgumentHelp("The control plane's xDS address (mTLS).", valueName: "host:port"))
     var control: String
 
-    @Option(help: ArgumentHelp("This proxy's SPIFFE ID (its xDS node id).", valueName: "spiffe-id"))
-    var nodeID: String
+    @Option(help: ArgumentHelp("The control plane's bootstrap address (default: the --control host, port 15013).", valueName: "host:port"))
+    var bootstrap: String?
 
-    @Flag(help: "Connect to the control plane without TLS (loopback only).")
+    @Option(help: ArgumentHelp("Single-use join token for the first SVID.", valueName: "token"))
+    var joinToken: String?
+
+    @Option(help: ArgumentHelp("CA certificates (PEM) to verify the control plane with when joining.", valueName: "file"))
+    var trustBundle: String?
+
+    @Option(help: ArgumentHelp("Pin of the control plane's CA public key, as printed by tether-control token create.", valueName: "sha256:hex"))
+    var caHash: String?
+
+    @Option(help: ArgumentHelp("This proxy's SPIFFE ID. Required with --insecure-xds; otherwise it must match the SVID.", valueName: "spiffe-id"))
+    var nodeID: String?
+
+    @Flag(help: "Connect to the control plane without TLS (loopback only; tests and local development).")
     var insecureXDS = false
 
-    @Option(help: ArgumentHelp("Where to keep the last good config.", valueName: "dir"))
+    @Option(help: ArgumentHelp("Where to keep the SVID and the last good config.", valueName: "dir"))
     var dataDir = "./tether-proxy-data"
 
     @Option(help: ArgumentHelp("Loopback address of the admin endpoint (/ready, /config_dump).", valueName: "host:port"))
@@ -55,33 +74,65 @@ struct Run: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "tether-proxy")
-        guard insecureXDS else {
-            throw ValidationError("workload identity is not configured yet: pass --insecure-xds to connect to a loopback control plane without TLS")
-        }
-        let node: SPIFFEID
-        do { node = try SPIFFEID(nodeID) } catch {
-            throw ValidationError("--node-id \(nodeID) is not a SPIFFE ID: it \(error.reason)")
-        }
         guard let controlAddress = try? HostPort(control) else {
             throw ValidationError("--control \(control) is not host:port")
         }
         guard let admin = try? HostPort(adminAddress), EndpointURL.isLoopback(admin.host) else {
             throw ValidationError("--admin-address \(adminAddress) must be a loopback host:port")
         }
-        var configuration = Proxy.Configuration(node: node, controlHost: controlAddress.host, controlPort: controlAddress.port)
+        let node: SPIFFEID?
+        do { node = try nodeID.map(SPIFFEID.init) } catch {
+            throw ValidationError("--node-id \(nodeID ?? "") is not a SPIFFE ID: it \(error.reason)")
+        }
+        var configuration = Proxy.Configuration(control: controlAddress, identity: try identitySource(control: controlAddress, node: node))
         configuration.dataDirectory = dataDir
         configuration.adminHost = admin.host
         configuration.adminPort = admin.port
-        let proxy: Proxy
-        do {
-            proxy = try Proxy(configuration: configuration, logger: logger)
-        } catch {
-            throw ValidationError(error.description)
-        }
-        logger.info("proxy starting", metadata: ["tether.node": "\(node)", "tether.control": "\(control)"])
+        // A runtime failure, not a usage error: ProxyError prints without the usage text.
+        let proxy = try await Proxy(configuration: configuration, logger: logger)
+        logger.info("proxy starting", metadata: ["tether.control": "\(control)", "tether.node": "\(proxy.identity?.current.id.description ?? node?.description ?? "")"])
         let group = ServiceGroup(configuration: .init(services: proxy.services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         logger.info("proxy stopped")
+    }
+
+    func identitySource(control: HostPort, node: SPIFFEID?) throws -> Proxy.IdentitySource {
+        if insecureXDS {
+            guard let node else { throw ValidationError("--insecure-xds needs --node-id: without a certificate nothing else names this proxy") }
+            guard joinToken == nil else { throw ValidationError("--join-token cannot be used with --insecure-xds") }
+            return .insecure(node: node)
+        }
+        let bootstrapAddress: HostPort
+        if let bootstrap {
+            guard let parsed = try? HostPort(bootstrap) else { throw ValidationError("--bootstrap \(bootstrap) is not host:port") }
+            bootstrapAddress = parsed
+        } else {
+            bootstrapAddress = try HostPort(control.host.contains(":") ? "[\(control.host)]:15013" : "\(control.host):15013")
+        }
+        var join: (token: String, trust: IdentityBootstrap.Trust)?
+        if let joinToken {
+            switch (trustBundle, caHash) {
+            case (let path?, nil):
+                guard let pem = try? String(contentsOfFile: path, encoding: .utf8) else { throw ValidationError("--trust-bundle \(path) cannot be read") }
+                do {
+                    join = (joinToken, .certificates(try TrustBundle(trustDomain: "", pem: pem).x509Authorities))
+                } catch {
+                    throw ValidationError("--trust-bundle \(path): \(error.reason)")
+                }
+            case (nil, let pin?):
+                guard pin.hasPrefix("sha256:"), pin.count == 71, pin.dropFirst(7).allSatisfy(\.isHexDigit) else {
+                    throw ValidationError("--ca-hash \(pin) is not sha256:<64 hex digits>; copy it from tether-control token create")
+                }
+                join = (joinToken, .caHash(pin.lowercased()))
+            case (nil, nil):
+                throw ValidationError("--join-token needs --trust-bundle FILE or --ca-hash sha256:… to verify the control plane")
+            case (_?, _?):
+                throw ValidationError("give --trust-bundle or --ca-hash, not both")
+            }
+        } else if trustBundle != nil || caHash != nil {
+            throw ValidationError("--trust-bundle and --ca-hash are for bootstrapping with --join-token")
+        }
+        return .controlPlane(bootstrap: bootstrapAddress, join: join, expectedNode: node)
     }
 }
 

@@ -1,0 +1,191 @@
+import Crypto
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Logging
+import Testing
+import TetherCore
+import TetherIdentity
+import TetherMeshIdentity
+import TetherProxy
+import TetherXDS
+import X509
+
+/// Workload identity between real processes: join-token bootstrap, xDS over
+/// mTLS, node identity enforcement and SVID rotation.
+@Suite("Workload identity end to end", .serialized)
+struct IdentityIntegrationTests {
+    let example = repositoryRoot.appendingPathComponent("examples/mesh.yaml").path
+    let triage = "spiffe://example.org/agent/triage"
+
+    /// `token create`: the token (stdout) and the CA pin (stderr).
+    func joinToken(_ control: ControlPlaneProcess, for id: String) throws -> (token: String, pin: String) {
+        let result = try control.cli(["token", "create", "--spiffe-id", id])
+        #expect(result.status == 0, "\(result.stderr)")
+        let pin = result.stderr.split(whereSeparator: \.isWhitespace).first { $0.hasPrefix("sha256:") }.map(String.init) ?? ""
+        return (result.stdout.trimmingCharacters(in: .whitespacesAndNewlines), pin)
+    }
+
+    func joiningProxy(_ control: ControlPlaneProcess, token: String, pin: String, waitForAdmin: Bool = true) throws -> ProxyProcess {
+        try ProxyProcess(
+            xdsPort: control.xdsPort, root: control.root,
+            identity: ["--bootstrap", "127.0.0.1:\(control.bootstrapPort)", "--join-token", token, "--ca-hash", pin],
+            waitForAdmin: waitForAdmin
+        )
+    }
+
+    func waitForExample(_ proxy: ProxyProcess) async throws {
+        try await proxy.waitUntil("the proxy to be ready with the example") {
+            let ready = try await proxy.get("/ready").status == 200
+            let count = try await proxy.versions().count
+            return ready && count == 7
+        }
+    }
+
+    @Test func aProxyBootstrapsWithAJoinTokenAndGetsItsConfigOverMTLS() async throws {
+        let control = try ControlPlaneProcess()
+        #expect(try control.cli(["apply", "-f", example]).status == 0)
+        let (token, pin) = try joinToken(control, for: triage)
+        #expect(pin.count == 71)
+        let proxy = try joiningProxy(control, token: token, pin: pin)
+        try await waitForExample(proxy)
+
+        // Its key never left it except into its own 0600 file.
+        var info = stat()
+        #expect(stat(proxy.dataDirectory + "/svid.key", &info) == 0 && info.st_mode & 0o077 == 0)
+        #expect(!proxy.log.contains(token))
+        let svid = try SVIDFiles(directory: proxy.dataDirectory).load()
+        #expect(svid?.id.description == triage)
+
+        let proxies = try control.cli(["proxies"])
+        #expect(proxies.stdout.contains(triage) && proxies.stdout.contains("SYNCED"), "\(proxies.stdout)")
+
+        // A restart uses the saved SVID: no token needed, none consumed.
+        #expect(proxy.stop() == 0)
+        proxy.identityArguments = ["--bootstrap", "127.0.0.1:\(control.bootstrapPort)"]
+        try proxy.start()
+        try await waitForExample(proxy)
+        #expect(proxy.log.contains("using the saved SVID"))
+    }
+
+    @Test func aJoinTokenWorksOnceAndOnlyWithTheRightCA() async throws {
+        let control = try ControlPlaneProcess()
+        let (token, pin) = try joinToken(control, for: triage)
+
+        // A wrong pin: the proxy refuses the control plane before sending the token…
+        let wrongPin = "sha256:" + String(repeating: "0", count: 64)
+        let distrustful = try joiningProxy(control, token: token, pin: wrongPin, waitForAdmin: false)
+        #expect(try await distrustful.exitStatus() != 0)
+        #expect(distrustful.log.contains("the server is not trusted"), "\(distrustful.log)")
+
+        // …so the token is still good for the right one.
+        let first = try joiningProxy(control, token: token, pin: pin)
+        try await first.waitUntil("the first proxy to join") { first.log.contains("joined the trust domain") }
+
+        // Replayed: refused, and the replaying proxy exits with the reason.
+        let replay = try joiningProxy(control, token: token, pin: pin, waitForAdmin: false)
+        #expect(try await replay.exitStatus() != 0)
+        #expect(replay.log.contains("unknown or was already used"), "\(replay.log)")
+    }
+
+    @Test func aValidSVIDCannotAskForAnotherNodesConfig() async throws {
+        let control = try ControlPlaneProcess()
+        #expect(try control.cli(["apply", "-f", example]).status == 0)
+        let (token, pin) = try joinToken(control, for: triage)
+        let proxy = try joiningProxy(control, token: token, pin: pin)
+        try await waitForExample(proxy)
+        #expect(proxy.stop() == 0)
+        let identity = try #require(try SVIDFiles(directory: proxy.dataDirectory).load())
+
+        // The triage proxy's own SVID, claiming to be the GitHub server's proxy.
+        let other = "spiffe://example.org/mcp/github"
+        let error = await #expect(throws: RPCError.self) {
+            try await deltaStream(port: control.xdsPort, identity: identity, node: other)
+        }
+        #expect(error?.code == .permissionDenied)
+        #expect(error?.message.contains("not the SPIFFE ID of the client certificate") == true, "\(String(describing: error))")
+
+        // Its own node id on the same certificate is served.
+        let responses = try await deltaStream(port: control.xdsPort, identity: identity, node: triage)
+        #expect(responses > 0)
+
+        // A certificate from another CA does not get past the handshake.
+        let foreignCA = try TrustDomainCA.generate(trustDomain: "example.org")
+        let key = P256.Signing.PrivateKey()
+        let foreign = WorkloadIdentity(
+            svid: try X509SVID(chain: [try foreignCA.issue(publicKey: .init(key.publicKey), for: try SPIFFEID(triage))], privateKey: key),
+            bundle: identity.bundle
+        )
+        await #expect(throws: (any Error).self) {
+            try await deltaStream(port: control.xdsPort, identity: foreign, node: triage)
+        }
+        let log = try String(contentsOfFile: control.logPath, encoding: .utf8)
+        #expect(log.contains("peer certificate rejected") && log.contains("untrusted"), "\(log)")
+    }
+
+    @Test func shortLivedSVIDsRotateWhileStreamsStayUp() async throws {
+        let control = try ControlPlaneProcess(arguments: ["--svid-ttl", "30s"])
+        #expect(try control.cli(["apply", "-f", example]).status == 0)
+        let (token, pin) = try joinToken(control, for: triage)
+        let proxy = try joiningProxy(control, token: token, pin: pin)
+        try await waitForExample(proxy)
+        let first = try #require(try SVIDFiles(directory: proxy.dataDirectory).load())
+
+        // Renewal at 15 s ± 3 s: two rotations within 40 s.
+        try await proxy.waitUntil("two SVID rotations", seconds: 45) {
+            proxy.log.components(separatedBy: "SVID rotated").count - 1 >= 2
+        }
+        let rotated = try #require(try SVIDFiles(directory: proxy.dataDirectory).load())
+        #expect(rotated.svid.leaf.serialNumber != first.svid.leaf.serialNumber)
+        #expect(rotated.svid.privateKey.publicKey.rawRepresentation != first.svid.privateKey.publicKey.rawRepresentation, "a fresh key each time")
+
+        // The xDS stream opened at the start still carries changes.
+        let before = try await proxy.versions()
+        #expect(try control.cli(["apply", "-f", "-"], stdin: try String(contentsOfFile: example, encoding: .utf8).replacingOccurrences(of: "timeout: 30s", with: "timeout: 45s")).status == 0)
+        try await proxy.waitUntil("the route change") { try await proxy.versions()["Route/github"] != before["Route/github"] }
+        #expect(proxy.log.components(separatedBy: "xDS stream established").count - 1 == 1, "one stream throughout")
+
+        // The first SVID has expired by now; a new handshake must use the current one.
+        try await proxy.waitUntil("the first SVID to expire", seconds: 30) { Date() > first.svid.notAfter }
+        #expect(control.terminate() == 0)
+        try control.start()
+        try await proxy.waitUntil("the proxy to reconnect with its current SVID", seconds: 20) {
+            proxy.log.components(separatedBy: "xDS stream established").count - 1 == 2
+        }
+        let log = try String(contentsOfFile: control.logPath, encoding: .utf8)
+        #expect(log.contains("xDS stream opened") && !log.contains("peer certificate rejected"), "\(log)")
+    }
+}
+
+/// Opens a delta ADS stream as `node` with `identity` over mTLS, sends the
+/// first request, and returns how many responses arrived before it closed
+/// its side; throws what the server answers.
+func deltaStream(port: Int, identity: WorkloadIdentity, node: String) async throws -> Int {
+    let publisher = WorkloadIdentityPublisher(identity)
+    let logger = Logger(label: "test")
+    let verifier = SPIFFEPeerVerifier(role: "test-client", logger: logger, bundle: { identity.bundle })
+    let transport = try HTTP2ClientTransport.Posix(
+        target: .ipv4(address: "127.0.0.1", port: port),
+        transportSecurity: try MeshTLS.client(identity: publisher, serverVerifier: verifier, bundle: identity.bundle)
+    )
+    return try await withGRPCClient(transport: transport) { client in
+        let ads = Envoy_Service_Discovery_V3_AggregatedDiscoveryService.Client(wrapping: client)
+        let request = Envoy_Service_Discovery_V3_DeltaDiscoveryRequest.with {
+            $0.node.id = node
+            $0.typeURL = TetherTypes.typeURL(.route)
+            $0.resourceNamesSubscribe = ["*"]
+        }
+        var options = CallOptions.defaults
+        options.timeout = .seconds(10)
+        return try await ads.deltaAggregatedResources(options: options) { writer in
+            try await writer.write(request)
+        } onResponse: { response in
+            var count = 0
+            for try await _ in response.messages {
+                count += 1
+                break
+            }
+            return count
+        }
+    }
+}

@@ -1,0 +1,99 @@
+import Crypto
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Logging
+import ServiceLifecycle
+import TetherCore
+import TetherIdentity
+import TetherMeshIdentity
+import X509
+
+/// The proxy's connection for identity calls to the control plane — SVID
+/// renewal and JWT-SVIDs — over mTLS on the xDS address, presenting its
+/// current SVID (new connections pick up a rotated one) and accepting only
+/// the control plane's own SVID.
+public final class ControlPlaneIdentityClient: Service, Sendable {
+    let client: GRPCClient<HTTP2ClientTransport.Posix>
+    let identity: WorkloadIdentityPublisher
+    static let callTimeout: Duration = .seconds(10)
+
+    public init(control: HostPort, identity: WorkloadIdentityPublisher, logger: Logger) throws(ProxyError) {
+        self.identity = identity
+        do {
+            let transport = try HTTP2ClientTransport.Posix(
+                target: control.host.contains(":") ? .ipv6(address: control.host, port: control.port) : .ipv4(address: control.host, port: control.port),
+                transportSecurity: try MeshTLS.controlPlaneClient(identity: identity, logger: logger)
+            )
+            client = GRPCClient(transport: transport)
+        } catch {
+            throw ProxyError("cannot set up mTLS to the control plane at \(control): \(error)")
+        }
+    }
+
+    public func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await client.runConnections()
+        } onGracefulShutdown: {
+            self.client.beginGracefulShutdown()
+        }
+    }
+
+    /// A new SVID over a fresh key, with the current bundle.
+    public func renew() async throws -> WorkloadIdentity {
+        let key = P256.Signing.PrivateKey()
+        let current = identity.current.svid.id
+        var request = Tether_Identity_V1_RenewX509SVIDRequest()
+        request.csr = Data(try X509SVID.certificateSigningRequest(for: current, key: key))
+        var options = CallOptions.defaults
+        options.timeout = Self.callTimeout
+        let response = try await Tether_Identity_V1_Identity.Client(wrapping: client).renewX509SVID(request, options: options)
+        return try await IdentityResponse.identity(from: response, key: key, expected: current)
+    }
+
+    /// A JWT-SVID for this proxy's own SPIFFE ID.
+    public func mintJWTSVID(audience: [String]) async throws -> String {
+        var request = Tether_Identity_V1_MintJWTSVIDRequest()
+        request.audience = audience
+        var options = CallOptions.defaults
+        options.timeout = Self.callTimeout
+        return try await Tether_Identity_V1_Identity.Client(wrapping: client).mintJWTSVID(request, options: options).token
+    }
+}
+
+extension MeshTLS {
+    /// mTLS to the control plane: present the current SVID, accept only
+    /// `spiffe://<td>/tether/control` chaining to the current bundle.
+    static func controlPlaneClient(identity: WorkloadIdentityPublisher, logger: Logger) throws -> HTTP2ClientTransport.Posix.TransportSecurity {
+        let verifier = SPIFFEPeerVerifier(role: "control-plane-client", logger: logger, bundle: { identity.current.bundle }) { id in
+            let expected = ControlPlaneIdentity.id(trustDomain: identity.current.id.trustDomain)
+            return id == expected ? nil : "expected the control plane \(expected), the server is \(id)"
+        }
+        return try MeshTLS.client(identity: identity, serverVerifier: verifier, bundle: identity.current.bundle)
+    }
+}
+
+/// Turns a Join or Renew answer into an identity, checking it before use:
+/// the chain belongs to our key, names the expected SPIFFE ID, and verifies
+/// against the bundle that came with it.
+enum IdentityResponse {
+    static func identity(from response: Tether_Identity_V1_X509SVIDResponse, key: P256.Signing.PrivateKey, expected: SPIFFEID?) async throws(ProxyError) -> WorkloadIdentity {
+        let svid: X509SVID
+        let bundle: TrustBundle
+        do {
+            let chain = try response.certificateChain.map { try Certificate(derEncoded: Array($0)) }
+            svid = try X509SVID(chain: chain, privateKey: key)
+            bundle = try TrustBundle(trustDomain: svid.id.trustDomain, spiffeBundleJSON: response.spiffeBundle)
+        } catch {
+            throw ProxyError("the control plane sent an unusable SVID: \(error)")
+        }
+        if let expected, svid.id != expected {
+            throw ProxyError("the control plane issued \(svid.id), expected \(expected)")
+        }
+        let validator = SVIDValidator(trustDomain: svid.id.trustDomain, bundle: bundle.x509Authorities)
+        if case .failure(let rejection) = await validator.validate(chain: svid.chain) {
+            throw ProxyError("the SVID the control plane issued does not verify against its bundle: \(rejection.reason)")
+        }
+        return WorkloadIdentity(svid: svid, bundle: bundle)
+    }
+}
