@@ -143,6 +143,7 @@ public enum ConfigParser {
             case .tokenExchange: return TokenExchangeSpec(reading: fields).map(ResourceSpec.tokenExchange)
             case .authorizationPolicy: return AuthorizationPolicySpec(reading: fields).map(ResourceSpec.authorizationPolicy)
             case .credential: return CredentialSpec(reading: fields).map(ResourceSpec.credential)
+            case .trustBundle: return TrustBundleSpec(reading: fields).map(ResourceSpec.trustBundle)
             }
         }
         guard let metadata, let spec else { return nil }

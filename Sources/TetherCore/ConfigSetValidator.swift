@@ -78,6 +78,8 @@ public enum ConfigSetValidator {
             if credential.value == nil, stored[parsed.resource.id] == nil, !options.allowUnresolvedReferences {
                 diagnostics.append(parsed.diagnostic(field: "spec.value", "missing required field \"value\" for a new credential (it may only be left out to keep the value of an existing one)"))
             }
+        case .trustBundle:
+            diagnostics.append(parsed.diagnostic(field: "kind", "TrustBundle is published by the control plane from its CA and JWT-SVID key; it cannot be applied"))
         case .tokenExchange, .mcpBackend, .identityProvider, .authorizationPolicy:
             break
         }

@@ -31,6 +31,17 @@ public final class LatestValuePublisher<Value: Sendable>: Sendable {
         for subscriber in subscribers { subscriber.yield(value) }
     }
 
+    /// Changes the current value in place, atomically with respect to other
+    /// writers, and publishes the result if `change` returns true.
+    public func update(_ change: (inout Value) -> Bool) {
+        let (changed, value, subscribers) = state.withLock { state in
+            let changed = change(&state.value)
+            return (changed, state.value, changed ? Array(state.subscribers.values) : [])
+        }
+        guard changed else { return }
+        for subscriber in subscribers { subscriber.yield(value) }
+    }
+
     /// The current value, then each newer one; ends when the publisher closes.
     public func updates() -> AsyncStream<Value> {
         let (stream, continuation) = AsyncStream<Value>.makeStream(bufferingPolicy: .bufferingNewest(1))

@@ -34,7 +34,7 @@ public struct MeshSnapshot: Sendable {
     /// patterns match it; the backends, identity providers and token
     /// exchanges they name; the backends it serves inbound; the policies on
     /// any of those routes or backends; and the credentials its token
-    /// exchanges use.
+    /// exchanges use; and the trust bundles, which everyone needs.
     public func view(for node: SPIFFEID) -> MeshView {
         var selected: [ResourceID: VersionedResource] = [:]
         func add(_ id: ResourceID) {
@@ -59,6 +59,8 @@ public struct MeshSnapshot: Sendable {
                 }
             case .mcpBackend(.inMesh(let backend)) where backend.spiffeID == node:
                 backendNames.insert(id.name)
+            case .trustBundle:
+                add(id)
             default:
                 break
             }

@@ -6,6 +6,8 @@ public enum ResourceKind: String, CaseIterable, Hashable, Comparable, Sendable, 
     case tokenExchange = "TokenExchange"
     case authorizationPolicy = "AuthorizationPolicy"
     case credential = "Credential"
+    /// Published by the control plane, never applied (see `TrustBundleSpec`).
+    case trustBundle = "TrustBundle"
 
     /// Resolves what an operator types on the command line: the kind
     /// (`Route`), lowercase, plural, or a short name (`backend`, `idp`, `policy`).
@@ -29,6 +31,7 @@ public enum ResourceKind: String, CaseIterable, Hashable, Comparable, Sendable, 
         case .tokenExchange: ["tokenexchange", "tx"]
         case .authorizationPolicy: ["policy", "policie", "authz"]
         case .credential: ["cred"]
+        case .trustBundle: ["bundle", "trustbundle"]
         }
     }
 
@@ -41,6 +44,7 @@ public enum ResourceKind: String, CaseIterable, Hashable, Comparable, Sendable, 
         case .mcpBackend: 3
         case .route: 4
         case .authorizationPolicy: 5
+        case .trustBundle: 6
         }
     }
 
@@ -95,6 +99,7 @@ public enum ResourceSpec: Hashable, Sendable {
     case tokenExchange(TokenExchangeSpec)
     case authorizationPolicy(AuthorizationPolicySpec)
     case credential(CredentialSpec)
+    case trustBundle(TrustBundleSpec)
 
     public var kind: ResourceKind {
         switch self {
@@ -104,6 +109,7 @@ public enum ResourceSpec: Hashable, Sendable {
         case .tokenExchange: .tokenExchange
         case .authorizationPolicy: .authorizationPolicy
         case .credential: .credential
+        case .trustBundle: .trustBundle
         }
     }
 }
@@ -163,7 +169,7 @@ public struct Resource: Hashable, Sendable {
                 Reference(field: "spec.targets.backends[\($0.offset)]", target: ResourceID(.mcpBackend, $0.element))
             }
             return routes + backends
-        case .mcpBackend, .identityProvider, .credential:
+        case .mcpBackend, .identityProvider, .credential, .trustBundle:
             return []
         }
     }
@@ -190,6 +196,7 @@ extension Resource: Codable {
         case .tokenExchange: spec = .tokenExchange(try container.decode(TokenExchangeSpec.self, forKey: .spec))
         case .authorizationPolicy: spec = .authorizationPolicy(try container.decode(AuthorizationPolicySpec.self, forKey: .spec))
         case .credential: spec = .credential(try container.decode(CredentialSpec.self, forKey: .spec))
+        case .trustBundle: spec = .trustBundle(try container.decode(TrustBundleSpec.self, forKey: .spec))
         }
     }
 
@@ -205,6 +212,7 @@ extension Resource: Codable {
         case .tokenExchange(let spec): try container.encode(spec, forKey: .spec)
         case .authorizationPolicy(let spec): try container.encode(spec, forKey: .spec)
         case .credential(let spec): try container.encode(spec, forKey: .spec)
+        case .trustBundle(let spec): try container.encode(spec, forKey: .spec)
         }
     }
 }

@@ -125,6 +125,12 @@ public enum ResourceCoding {
             spec.description.map { message.description_p = $0 }
             if case .plaintext(let value)? = spec.value { message.value = value }
             return message
+        case .trustBundle(let spec):
+            var message = Tether_Config_V1_TrustBundle()
+            message.metadata = metadata
+            message.trustDomain = spec.trustDomain
+            message.spiffeBundle = spec.spiffeBundle
+            return message
         }
     }
 
@@ -292,6 +298,11 @@ extension ResourceCoding {
             meta = m.metadata
             if m.hasDescription_p { spec["description"] = m.description_p }
             spec["value"] = m.value
+        case .trustBundle:
+            let m = try checked(Tether_Config_V1_TrustBundle.self)
+            meta = m.metadata
+            spec["trustDomain"] = m.trustDomain
+            spec["spiffeBundle"] = m.spiffeBundle
         }
         return ["apiVersion": Resource.apiVersion, "kind": kind.rawValue, "metadata": metadata(meta), "spec": spec]
     }

@@ -57,6 +57,9 @@ struct IdentityIntegrationTests {
         let svid = try SVIDFiles(directory: proxy.dataDirectory).load()
         #expect(svid?.id.description == triage)
 
+        // The trust bundle arrives over xDS like config.
+        #expect(try await proxy.allVersions()["TrustBundle/example.org"] != nil)
+
         let proxies = try control.cli(["proxies"])
         #expect(proxies.stdout.contains(triage) && proxies.stdout.contains("SYNCED"), "\(proxies.stdout)")
 
@@ -66,6 +69,16 @@ struct IdentityIntegrationTests {
         try proxy.start()
         try await waitForExample(proxy)
         #expect(proxy.log.contains("using the saved SVID"))
+
+        // A new JWT-SVID signing key changes the bundle; the change reaches the proxy over xDS.
+        let bundleVersion = try await proxy.allVersions()["TrustBundle/example.org"]
+        #expect(control.terminate() == 0)
+        try FileManager.default.removeItem(atPath: control.dataDirectory + "/jwt.key")
+        try control.start()
+        try await proxy.waitUntil("the new bundle") {
+            let version = try await proxy.allVersions()["TrustBundle/example.org"]
+            return version != nil && version != bundleVersion
+        }
     }
 
     @Test func aJoinTokenWorksOnceAndOnlyWithTheRightCA() async throws {

@@ -90,8 +90,14 @@ final class ProxyProcess: @unchecked Sendable {
         return try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any] ?? [:]
     }
 
-    /// `Kind/name` → version in the config dump.
+    /// `Kind/name` → version in the config dump, of the applied resources
+    /// (not the trust bundle the control plane publishes).
     func versions() async throws -> [String: String] {
+        try await allVersions().filter { !$0.key.hasPrefix("TrustBundle/") }
+    }
+
+    /// `Kind/name` → version of everything in the config dump.
+    func allVersions() async throws -> [String: String] {
         let entries = try await configDump()["resources"] as? [[String: Any]] ?? []
         var result: [String: String] = [:]
         for entry in entries {

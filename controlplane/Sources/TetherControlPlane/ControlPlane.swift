@@ -69,7 +69,7 @@ public struct ControlPlane: Sendable {
         }
         identity = IdentityService(ca: ca, jwtIssuer: jwtIssuer, store: store, svidTTL: configuration.svidTTL)
         let publisher = SnapshotPublisher(.empty)
-        let updater = SnapshotUpdater(builder: SnapshotBuilder(store: store, secrets: secrets), publisher: publisher, logger: logger)
+        let updater = SnapshotUpdater(builder: SnapshotBuilder(store: store, secrets: secrets, published: [identity.bundleResource]), publisher: publisher, logger: logger)
         manager = ConfigManager(store: store, secrets: secrets, onCommit: { _ in updater.committed() })
         let registry = ProxyRegistry()
         let api = AdminAPI(manager: manager, identity: identity, dataDirectory: directory.path, proxies: registry)

@@ -34,6 +34,11 @@ public struct IdentityService: Sendable {
         TrustBundle(trustDomain: ca.trustDomain, x509Authorities: [ca.certificate], jwtAuthorities: [jwtIssuer.authority])
     }
 
+    /// The bundle as the resource every proxy receives over xDS.
+    public var bundleResource: Resource {
+        Resource(name: ca.trustDomain, spec: .trustBundle(TrustBundleSpec(trustDomain: ca.trustDomain, spiffeBundle: bundle.spiffeBundleJSON)))
+    }
+
     /// `sha256:<hex>` of the CA's SubjectPublicKeyInfo: what a proxy pins
     /// with `--ca-hash` when it has no bundle file (kubeadm's discovery hash).
     public var caHash: String {

@@ -9,10 +9,14 @@ import TetherCore
 public struct SnapshotBuilder: Sendable {
     public let store: any ConfigStore
     public let secrets: SecretBox
+    /// Resources the control plane itself publishes in every snapshot (the
+    /// trust bundle), versioned like stored ones.
+    public let published: [Resource]
 
-    public init(store: any ConfigStore, secrets: SecretBox) {
+    public init(store: any ConfigStore, secrets: SecretBox, published: [Resource] = []) {
         self.store = store
         self.secrets = secrets
+        self.published = published
     }
 
     public func build() throws(ControlPlaneError) -> MeshSnapshot {
@@ -21,9 +25,14 @@ public struct SnapshotBuilder: Sendable {
 
     public func build(from state: StoreState) throws(ControlPlaneError) -> MeshSnapshot {
         var resources: [ResourceID: VersionedResource] = [:]
+        func version(_ resource: Resource) -> String {
+            SHA256.hash(data: ConfigEncoding.canonicalJSON(resource)).prefix(8).map { String(format: "%02x", $0) }.joined()
+        }
+        for resource in published {
+            resources[resource.id] = VersionedResource(resource: resource, version: version(resource))
+        }
         for (id, stored) in state.resources {
-            let digest = SHA256.hash(data: ConfigEncoding.canonicalJSON(stored))
-            let version = digest.prefix(8).map { String(format: "%02x", $0) }.joined()
+            let version = version(stored)
             var resource = stored
             if case .credential(var credential) = stored.spec, case .sealed(let box)? = credential.value {
                 credential.value = .plaintext(try secrets.open(box, for: id))

@@ -81,6 +81,7 @@ enum ResourceTable {
         case .tokenExchange: ["TYPE", "AUDIENCE"]
         case .authorizationPolicy: ["ACTION", "TARGETS", "RULES"]
         case .credential: ["DESCRIPTION"]
+        case .trustBundle: ["TRUST DOMAIN"]
         }
     }
 
@@ -103,6 +104,7 @@ enum ResourceTable {
                 "\(policy.rules.count)",
             ]
         case .credential(let credential): [credential.description ?? "-"]
+        case .trustBundle(let bundle): [bundle.trustDomain]
         }
     }
 

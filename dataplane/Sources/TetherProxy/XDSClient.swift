@@ -30,12 +30,14 @@ public struct XDSClient: Service {
     }
 
     let configuration: Configuration
+    let checks: LocalResourceChecks
     let store: ProxyConfigStore
     let file: LastGoodConfigFile
     let logger: Logger
 
     public init(configuration: Configuration, store: ProxyConfigStore, file: LastGoodConfigFile, logger: Logger) {
         self.configuration = configuration
+        checks = LocalResourceChecks(identity: configuration.identity)
         self.store = store
         self.file = file
         self.logger = logger
@@ -88,9 +90,10 @@ public struct XDSClient: Service {
                         store.connection(up: true)
                         logger.info("xDS stream established", metadata: ["tether.control": "\(configuration.host):\(configuration.port)"])
                     }
-                    switch machine.handle(message, localCheck: LocalResourceChecks.check) {
+                    switch machine.handle(message, localCheck: checks.check) {
                     case .accepted(let config, let ack):
                         store.replace(config, source: .xds)
+                        checks.apply(config)
                         do {
                             try file.save(config)
                         } catch {
