@@ -135,6 +135,7 @@ let package = Package(
             name: "tether-control",
             dependencies: [
                 "TetherCore",
+                "TetherIdentity",
                 "TetherXDS",
                 "TetherControlPlane",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

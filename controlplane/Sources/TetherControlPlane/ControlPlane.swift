@@ -7,6 +7,7 @@ import TetherCore
 import TetherIdentity
 import TetherMeshIdentity
 import TetherXDS
+import X509
 
 /// Assembles the control plane from its configuration: data directory, store,
 /// secrets, admin API, snapshot updates and the xDS server. `services` run
@@ -27,6 +28,9 @@ public struct ControlPlane: Sendable {
         /// PEM files of an operator-provided CA (certificate, key); generated when nil.
         public var providedCA: (certificate: String, key: String)?
         public var svidTTL: TimeInterval = TrustDomainCA.defaultSVIDTTL
+        /// Other X.509 authorities of the trust domain to trust and publish
+        /// (e.g. a SPIRE server's bundle, for proxies on `--spiffe-endpoint-socket`).
+        public var additionalAuthorities: [Certificate] = []
 
         public static let defaultTrustDomain = "tether.local"
 
@@ -67,7 +71,9 @@ public struct ControlPlane: Sendable {
         } catch {
             throw ControlPlaneError(.secrets, "cannot use the JWT-SVID signing key: \(error)")
         }
-        identity = IdentityService(ca: ca, jwtIssuer: jwtIssuer, store: store, svidTTL: configuration.svidTTL)
+        identity = IdentityService(
+            ca: ca, jwtIssuer: jwtIssuer, store: store, svidTTL: configuration.svidTTL, additionalAuthorities: configuration.additionalAuthorities
+        )
         let publisher = SnapshotPublisher(.empty)
         let updater = SnapshotUpdater(builder: SnapshotBuilder(store: store, secrets: secrets, published: [identity.bundleResource]), publisher: publisher, logger: logger)
         manager = ConfigManager(store: store, secrets: secrets, onCommit: { _ in updater.committed() })

@@ -17,21 +17,28 @@ public struct IdentityService: Sendable {
     public let ca: TrustDomainCA
     let store: any IdentityStore
     let jwtIssuer: JWTSVIDIssuer
+    /// Other X.509 authorities of the trust domain (e.g. a SPIRE server's),
+    /// trusted and published beside the CA.
+    let additionalAuthorities: [Certificate]
     public let svidTTL: TimeInterval
 
     /// SPIRE's default join-token lifetime.
     public static let defaultTokenTTL: TimeInterval = 600
 
-    public init(ca: TrustDomainCA, jwtIssuer: JWTSVIDIssuer, store: any IdentityStore, svidTTL: TimeInterval = TrustDomainCA.defaultSVIDTTL) {
+    public init(
+        ca: TrustDomainCA, jwtIssuer: JWTSVIDIssuer, store: any IdentityStore,
+        svidTTL: TimeInterval = TrustDomainCA.defaultSVIDTTL, additionalAuthorities: [Certificate] = []
+    ) {
         self.ca = ca
         self.jwtIssuer = jwtIssuer
+        self.additionalAuthorities = additionalAuthorities.filter { $0 != ca.certificate }
         self.store = store
         self.svidTTL = svidTTL
     }
 
     /// The trust domain's bundle: what every SVID and JWT-SVID verifies against.
     public var bundle: TrustBundle {
-        TrustBundle(trustDomain: ca.trustDomain, x509Authorities: [ca.certificate], jwtAuthorities: [jwtIssuer.authority])
+        TrustBundle(trustDomain: ca.trustDomain, x509Authorities: [ca.certificate] + additionalAuthorities, jwtAuthorities: [jwtIssuer.authority])
     }
 
     /// The bundle as the resource every proxy receives over xDS.

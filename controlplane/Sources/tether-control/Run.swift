@@ -4,6 +4,7 @@ import Logging
 import ServiceLifecycle
 import TetherControlPlane
 import TetherCore
+import TetherIdentity
 
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -42,6 +43,9 @@ struct Run: AsyncParsableCommand {
     @Option(help: ArgumentHelp("PEM private key of --ca-cert.", valueName: "file"))
     var caKey: String?
 
+    @Option(help: ArgumentHelp("More X.509 authorities of the trust domain (PEM), e.g. a SPIRE server's bundle: SVIDs they issue are accepted, and they are published in the trust bundle.", valueName: "file"))
+    var trustBundle: String?
+
     @Option(help: ArgumentHelp("Lifetime of issued X.509-SVIDs.", valueName: "duration"))
     var svidTTL = "1h"
 
@@ -69,6 +73,16 @@ struct Run: AsyncParsableCommand {
         case (let certificate?, let key?): configuration.providedCA = (certificate, key)
         case (nil, nil): break
         default: throw CLIError("give --ca-cert and --ca-key together")
+        }
+        if let trustBundle {
+            guard let pem = try? String(contentsOfFile: trustBundle, encoding: .utf8) else {
+                throw CLIError("--trust-bundle \(trustBundle) cannot be read")
+            }
+            do {
+                configuration.additionalAuthorities = try TrustBundle(trustDomain: configuration.trustDomain, pem: pem).x509Authorities
+            } catch {
+                throw CLIError("--trust-bundle \(trustBundle): \(error.reason)")
+            }
         }
         guard let ttl = try? ConfigDuration(parsing: svidTTL), ttl.milliseconds >= 10_000 else {
             throw CLIError("--svid-ttl \(svidTTL) is not a duration of at least 10s (e.g. 1h, 30s)")

@@ -29,6 +29,9 @@ public struct Proxy: Sendable {
         /// mTLS with an SVID from the control plane: the one saved in the
         /// data directory, or a new one from a join token.
         case controlPlane(bootstrap: HostPort, join: (token: String, trust: IdentityBootstrap.Trust)?, expectedNode: SPIFFEID?)
+        /// mTLS with the SVID of an existing SPIFFE Workload API endpoint
+        /// (a SPIRE agent), following its rotations.
+        case workloadAPI(endpoint: String, expectedNode: SPIFFEID?)
     }
 
     public struct Configuration: Sendable {
@@ -47,6 +50,8 @@ public struct Proxy: Sendable {
     public let store: ProxyConfigStore
     /// The proxy's SVID and bundle; nil with an insecure control connection.
     public let identity: WorkloadIdentityPublisher?
+    /// JWT-SVIDs for the proxy's own identity, from wherever its SVID comes from.
+    public let mintJWTSVID: (@Sendable (_ audience: [String]) async throws -> String)?
     public let services: [any Service]
 
     public init(configuration: Configuration, logger: Logger) async throws(ProxyError) {
@@ -62,6 +67,7 @@ public struct Proxy: Sendable {
             }
             node = insecureNode
             identity = nil
+            mintJWTSVID = nil
         case .controlPlane(let bootstrap, let join, let expectedNode):
             let files = SVIDFiles(directory: configuration.dataDirectory)
             let current = try await Self.obtainIdentity(files: files, bootstrap: bootstrap, join: join, logger: logger)
@@ -72,7 +78,20 @@ public struct Proxy: Sendable {
             let publisher = WorkloadIdentityPublisher(current)
             identity = publisher
             let client = try ControlPlaneIdentityClient(control: configuration.control, identity: publisher, logger: logger)
+            mintJWTSVID = { audience in try await client.mintJWTSVID(audience: audience) }
             services += [client, SVIDRotator(identity: publisher, client: client, files: files, logger: logger)]
+        case .workloadAPI(let endpoint, let expectedNode):
+            let current = try await WorkloadAPIIdentitySource.fetchInitial(endpoint: endpoint, logger: logger)
+            if let expectedNode, expectedNode != current.id {
+                throw ProxyError("the Workload API at \(endpoint) gives this proxy \(current.id), not --node-id \(expectedNode)")
+            }
+            logger.info("using the SVID from the Workload API", metadata: ["tether.node": "\(current.id)", "tether.svid.expires": "\(current.svid.notAfter.formatted(.iso8601))"])
+            node = current.id
+            let publisher = WorkloadIdentityPublisher(current)
+            identity = publisher
+            let source = try WorkloadAPIIdentitySource(endpoint: endpoint, identity: publisher, logger: logger)
+            mintJWTSVID = { audience in try await source.mintJWTSVID(audience: audience) }
+            services.append(source)
         }
         store = ProxyConfigStore()
         let file = LastGoodConfigFile(directory: configuration.dataDirectory)

@@ -50,6 +50,9 @@ struct Run: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Pin of the control plane's CA public key, as printed by tether-control token create.", valueName: "sha256:hex"))
     var caHash: String?
 
+    @Option(help: ArgumentHelp("Take the SVID from this SPIFFE Workload API endpoint (e.g. a SPIRE agent: --spiffe-endpoint-socket \"$SPIFFE_ENDPOINT_SOCKET\") instead of a join token.", valueName: "unix:///path"))
+    var spiffeEndpointSocket: String?
+
     @Option(help: ArgumentHelp("This proxy's SPIFFE ID. Required with --insecure-xds; otherwise it must match the SVID.", valueName: "spiffe-id"))
     var nodeID: String?
 
@@ -101,6 +104,12 @@ struct Run: AsyncParsableCommand {
             guard let node else { throw ValidationError("--insecure-xds needs --node-id: without a certificate nothing else names this proxy") }
             guard joinToken == nil else { throw ValidationError("--join-token cannot be used with --insecure-xds") }
             return .insecure(node: node)
+        }
+        if let endpoint = spiffeEndpointSocket {
+            guard joinToken == nil, trustBundle == nil, caHash == nil else {
+                throw ValidationError("--spiffe-endpoint-socket replaces --join-token, --trust-bundle and --ca-hash; give one or the other")
+            }
+            return .workloadAPI(endpoint: endpoint, expectedNode: node)
         }
         let bootstrapAddress: HostPort
         if let bootstrap {
