@@ -209,6 +209,20 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "TetherMeshIdentityTests",
+            dependencies: [
+                "TetherMeshIdentity",
+                "TetherIdentity",
+                "TetherCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "TetherAdminHTTPTests",
             dependencies: [
                 "TetherAdminHTTP",
