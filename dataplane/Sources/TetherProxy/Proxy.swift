@@ -125,6 +125,9 @@ public struct Proxy: Sendable {
         if let saved = try files.load() {
             if saved.svid.notAfter > Date() {
                 logger.info("using the saved SVID", metadata: ["tether.node": "\(saved.id)", "tether.svid.expires": "\(saved.svid.notAfter.formatted(.iso8601))"])
+                if join != nil {
+                    logger.notice("not using --join-token: the saved SVID is still valid (the token stays unused)")
+                }
                 return saved
             }
             guard join != nil else {
