@@ -249,6 +249,24 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "TetherProxyTests",
+            dependencies: [
+                "TetherProxy",
+                "TetherIdentity",
+                "TetherMeshIdentity",
+                "TetherCore",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            exclude: ["workload_api_client.py"],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "IntegrationTests",
             dependencies: [
                 "TetherCore",
