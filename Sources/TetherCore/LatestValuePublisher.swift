@@ -32,14 +32,17 @@ public final class LatestValuePublisher<Value: Sendable>: Sendable {
     }
 
     /// Changes the current value in place, atomically with respect to other
-    /// writers, and publishes the result if `change` returns true.
-    public func update(_ change: (inout Value) -> Bool) {
+    /// writers, and publishes the result if `change` returns true; returns
+    /// whether it did.
+    @discardableResult
+    public func update(_ change: (inout Value) -> Bool) -> Bool {
         let (changed, value, subscribers) = state.withLock { state in
             let changed = change(&state.value)
             return (changed, state.value, changed ? Array(state.subscribers.values) : [])
         }
-        guard changed else { return }
+        guard changed else { return false }
         for subscriber in subscribers { subscriber.yield(value) }
+        return true
     }
 
     /// The current value, then each newer one; ends when the publisher closes.

@@ -181,3 +181,27 @@ struct IntegrationError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
 }
+
+/// Runs `/usr/bin/env ARGS` with output to `log`, killed after `seconds`;
+/// returns the exit status and the output.
+func runTool(_ arguments: [String], log: String, seconds: Double) async throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = arguments
+    _ = FileManager.default.createFile(atPath: log, contents: nil)
+    let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+    defer { try? handle.close() }
+    process.standardOutput = handle
+    process.standardError = handle
+    try process.run()
+    let deadline = Date().addingTimeInterval(seconds)
+    while process.isRunning, Date() < deadline {
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    if process.isRunning {
+        process.terminate()
+        process.waitUntilExit()
+        throw IntegrationError("\(arguments.joined(separator: " ")) did not finish within \(seconds) s:\n\((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+    }
+    return (process.terminationStatus, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
+}

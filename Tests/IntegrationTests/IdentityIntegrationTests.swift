@@ -144,9 +144,35 @@ struct IdentityIntegrationTests {
         try await waitForExample(proxy)
         let first = try #require(try SVIDFiles(directory: proxy.dataDirectory).load())
 
+        // Two independent Workload API clients stay connected across the
+        // rotations: a raw FetchX509SVID stream, and py-spiffe's X509Source
+        // (after it fetched everything once, JWT-SVIDs minted by the control
+        // plane included); OpenSSL then verifies what py-spiffe received.
+        let socket = proxy.dataDirectory + "/workload.sock"
+        let stream = Task { try await x509SVIDSerials(socket: socket, count: 3, seconds: 50) }
+        let out = control.root.appendingPathComponent("py-spiffe").path
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let script = repositoryRoot.appendingPathComponent("Tests/TetherProxyTests/workload_api_client.py").path
+        let python = Task {
+            try await runTool(["python3", script, socket, out, triage, "spiffe://example.org/mcp/github"], log: out + ".log", seconds: 60)
+        }
+
         // Renewal at 15 s ± 3 s: two rotations within 40 s.
         try await proxy.waitUntil("two SVID rotations", seconds: 45) {
             proxy.log.components(separatedBy: "SVID rotated").count - 1 >= 2
+        }
+        let serials = try await stream.value
+        #expect(Set(serials).count == 3, "the open stream delivered the first SVID and both rotations: \(serials)")
+        let (status, output) = try await python.value
+        #expect(status == 0 && output.components(separatedBy: "ok: ").count - 1 == 9, "py-spiffe against tether-proxy:\n\(output)")
+        // At the time py-spiffe received it: with a 30 s TTL it may have expired since.
+        let received = try #require(try FileManager.default.attributesOfItem(atPath: out + "/svid.pem")[.modificationDate] as? Date)
+        for purpose in [[], ["-purpose", "sslclient"], ["-purpose", "sslserver"]] {
+            let verify = try await runTool(
+                ["openssl", "verify", "-attime", "\(Int(received.timeIntervalSince1970))", "-CAfile", out + "/bundle.pem"] + purpose + [out + "/svid.pem"],
+                log: out + "-openssl.log", seconds: 20
+            )
+            #expect(verify.status == 0 && verify.output.contains("svid.pem: OK"), "openssl verify \(purpose): \(verify.output)")
         }
         let rotated = try #require(try SVIDFiles(directory: proxy.dataDirectory).load())
         #expect(rotated.svid.leaf.serialNumber != first.svid.leaf.serialNumber)
@@ -167,6 +193,61 @@ struct IdentityIntegrationTests {
         }
         let log = try String(contentsOfFile: control.logPath, encoding: .utf8)
         #expect(log.contains("xDS stream opened") && !log.contains("peer certificate rejected"), "\(log)")
+    }
+}
+
+extension IdentityIntegrationTests {
+    /// Existing SPIFFE infrastructure: a proxy that takes its SVID from a
+    /// Workload API endpoint instead of a join token (here another proxy's,
+    /// standing in for a SPIRE agent) and follows its rotations.
+    @Test func aProxyCanTakeItsIdentityFromAWorkloadAPIEndpoint() async throws {
+        let control = try ControlPlaneProcess(arguments: ["--svid-ttl", "30s"])
+        #expect(try control.cli(["apply", "-f", example]).status == 0)
+        let (token, pin) = try joinToken(control, for: triage)
+        let agent = try joiningProxy(control, token: token, pin: pin)
+        try await waitForExample(agent)
+
+        let follower = try ProxyProcess(
+            xdsPort: control.xdsPort, root: control.root,
+            identity: ["--spiffe-endpoint-socket", "unix://" + agent.dataDirectory + "/workload.sock"]
+        )
+        try await waitForExample(follower)
+        #expect(follower.log.contains("using the SVID from the Workload API"))
+        // The endpoint rotates (30 s TTL); the follower picks the new SVID up.
+        try await follower.waitUntil("the follower to pick up a rotation", seconds: 30) {
+            follower.log.contains("SVID rotated by the Workload API endpoint")
+        }
+        // …and stays in sync.
+        let before = try await follower.versions()
+        #expect(try control.cli(["apply", "-f", "-"], stdin: try String(contentsOfFile: example, encoding: .utf8).replacingOccurrences(of: "timeout: 30s", with: "timeout: 50s")).status == 0)
+        try await follower.waitUntil("the route change") { try await follower.versions()["Route/github"] != before["Route/github"] }
+
+        // A bad endpoint is a clear startup error.
+        let lost = try ProxyProcess(xdsPort: control.xdsPort, root: control.root, identity: ["--spiffe-endpoint-socket", "unix:///nonexistent/agent.sock"], waitForAdmin: false)
+        #expect(try await lost.exitStatus() != 0)
+        #expect(lost.log.contains("cannot get an SVID from the Workload API"), "\(lost.log)")
+    }
+}
+
+/// Holds a FetchX509SVID stream open on the proxy's Workload API until it
+/// has seen `count` different SVIDs; returns their serials in order.
+func x509SVIDSerials(socket: String, count: Int, seconds: Int) async throws -> [String] {
+    let transport = try HTTP2ClientTransport.Posix(target: .unixDomainSocket(path: socket), transportSecurity: .plaintext)
+    return try await withGRPCClient(transport: transport) { client in
+        var options = CallOptions.defaults
+        options.timeout = .seconds(seconds)
+        return try await Workload_SpiffeWorkloadAPI.Client(wrapping: client).fetchX509SVID(
+            Workload_X509SVIDRequest(), metadata: ["workload.spiffe.io": "true"], options: options
+        ) { response in
+            var serials: [String] = []
+            for try await message in response.messages {
+                let identity = try WorkloadAPIMessages.identity(from: message)
+                let serial = identity.svid.leaf.serialNumber.description
+                if serials.last != serial { serials.append(serial) }
+                if serials.count == count { break }
+            }
+            return serials
+        }
     }
 }
 

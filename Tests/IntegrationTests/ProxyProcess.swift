@@ -25,7 +25,8 @@ final class ProxyProcess: @unchecked Sendable {
         self.xdsPort = xdsPort
         identityArguments = identity
         adminPort = freePort()
-        let directory = root.appendingPathComponent("proxy-\(UUID().uuidString)")
+        // Short: the Workload API socket lives in it, and socket paths are limited to 107 bytes.
+        let directory = root.appendingPathComponent("proxy-\(UUID().uuidString.prefix(8))")
         dataDirectory = directory.path
         logPath = directory.path + ".log"
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)

@@ -40,6 +40,9 @@ public struct Proxy: Sendable {
         public var dataDirectory: String = "./tether-proxy-data"
         public var adminHost: String = "127.0.0.1"
         public var adminPort: Int = 15000
+        /// Where to serve the SPIFFE Workload API to the co-located agent
+        /// (not with an insecure control connection); nil serves none.
+        public var workloadAPISocket: String?
 
         public init(control: HostPort, identity: IdentitySource) {
             self.control = control
@@ -103,6 +106,13 @@ public struct Proxy: Sendable {
             }
         } catch {
             logger.error("ignoring the saved config: it cannot be read", metadata: ["path": "\(file.path)", "error": "\(error)"])
+        }
+        if let socket = configuration.workloadAPISocket, let identity, let mintJWTSVID {
+            guard socket.utf8.count <= 107 else {
+                throw ProxyError("the Workload API socket path \(socket) is \(socket.utf8.count) bytes; Unix socket paths are limited to 107: pass a shorter --workload-api-socket")
+            }
+            let service = WorkloadAPIService(identity: identity, mintJWTSVID: mintJWTSVID, logger: logger)
+            services.append(WorkloadAPIServer(socketPath: socket, service: service, logger: logger))
         }
         let admin = ProxyAdmin(node: node, store: store)
         services += [

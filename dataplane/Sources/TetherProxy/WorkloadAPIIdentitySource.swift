@@ -122,14 +122,15 @@ public final class WorkloadAPIIdentitySource: Service, Sendable {
         try await api.fetchX509SVID(Workload_X509SVIDRequest(), metadata: Self.metadata) { response in
             for try await message in response.messages {
                 let received = try WorkloadAPIMessages.identity(from: message)
-                self.identity.update { current in
+                let changed = self.identity.update { current in
                     guard current.svid.leaf != received.svid.leaf || current.bundle.x509Authorities != received.bundle.x509Authorities else { return false }
                     let jwt = current.bundle.jwtAuthorities
                     current = received
                     current.bundle.jwtAuthorities = jwt
                     return true
                 }
-                self.logger.info("SVID from the Workload API", metadata: [
+                guard changed else { continue }
+                self.logger.info("SVID rotated by the Workload API endpoint", metadata: [
                     "tether.node": "\(received.id)", "tether.svid.serial": "\(received.svid.leaf.serialNumber)", "tether.svid.expires": "\(received.svid.notAfter.formatted(.iso8601))",
                 ])
             }

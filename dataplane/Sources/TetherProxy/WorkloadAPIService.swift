@@ -62,16 +62,7 @@ public struct WorkloadAPIService: Workload_SpiffeWorkloadAPI.ServiceProtocol {
         request: ServerRequest<Workload_X509SVIDRequest>, context: ServerContext
     ) async throws -> StreamingServerResponse<Workload_X509SVIDResponse> {
         try requireSecurityHeader(request.metadata, context)
-        return stream(context) { identity in
-            var svid = Workload_X509SVID()
-            svid.spiffeID = identity.id.description
-            svid.x509Svid = Data(identity.svid.chainDER)
-            svid.x509SvidKey = Data(identity.svid.privateKeyPKCS8DER)
-            svid.bundle = Data(identity.bundle.x509AuthoritiesDER)
-            var response = Workload_X509SVIDResponse()
-            response.svids = [svid]
-            return response
-        }
+        return stream(context, message: WorkloadAPIMessages.x509SVIDResponse)
     }
 
     public func fetchX509Bundles(

@@ -62,6 +62,9 @@ struct Run: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Where to keep the SVID and the last good config.", valueName: "dir"))
     var dataDir = "./tether-proxy-data"
 
+    @Option(help: ArgumentHelp("Unix socket for the SPIFFE Workload API, which gives the co-located agent this proxy's identity (point the agent's SPIFFE_ENDPOINT_SOCKET at unix://<path>); \"none\" to serve none. Default: <data-dir>/workload.sock.", valueName: "path"))
+    var workloadAPISocket: String?
+
     @Option(help: ArgumentHelp("Loopback address of the admin endpoint (/ready, /config_dump).", valueName: "host:port"))
     var adminAddress = "127.0.0.1:15000"
 
@@ -91,6 +94,12 @@ struct Run: AsyncParsableCommand {
         configuration.dataDirectory = dataDir
         configuration.adminHost = admin.host
         configuration.adminPort = admin.port
+        if !insecureXDS {
+            let socket = workloadAPISocket ?? URL(fileURLWithPath: dataDir).standardizedFileURL.appendingPathComponent("workload.sock").path
+            configuration.workloadAPISocket = socket == "none" ? nil : socket
+        } else if workloadAPISocket != nil, workloadAPISocket != "none" {
+            throw ValidationError("--workload-api-socket needs an identity; it cannot be used with --insecure-xds")
+        }
         // A runtime failure, not a usage error: ProxyError prints without the usage text.
         let proxy = try await Proxy(configuration: configuration, logger: logger)
         logger.info("proxy starting", metadata: ["tether.control": "\(control)", "tether.node": "\(proxy.identity?.current.id.description ?? node?.description ?? "")"])
