@@ -1,0 +1,224 @@
+/// One MCP call as authorization sees it.
+public struct MCPCall: Hashable, Sendable {
+    /// What a call names, when its method names something.
+    public enum Target: Hashable, Sendable, CustomStringConvertible {
+        case tool(String), resource(String), prompt(String)
+
+        public var description: String {
+            switch self {
+            case .tool(let name): "tool \(name)"
+            case .resource(let uri): "resource \(uri)"
+            case .prompt(let name): "prompt \(name)"
+            }
+        }
+    }
+
+    /// The calling agent: the proxy's own identity outbound, the peer
+    /// certificate's inbound.
+    public var agent: SPIFFEID
+    /// The user's validated claims, each as a list of strings (a string
+    /// claim is a list of one); nil when the call carries no user token,
+    /// and then no `claims` condition matches.
+    public var claims: [String: [String]]?
+    /// The agents that delegated to `agent`, nearest first (from nested
+    /// `act` claims); empty for a direct call.
+    public var actors: [SPIFFEID]
+    /// The JSON-RPC method.
+    public var method: String
+    public var target: Target?
+
+    public init(agent: SPIFFEID, claims: [String: [String]]? = nil, actors: [SPIFFEID] = [], method: String, target: Target? = nil) {
+        self.agent = agent
+        self.claims = claims
+        self.actors = actors
+        self.method = method
+        self.target = target
+    }
+}
+
+/// An authorization decision, as a value: the verdict, the policy and rule
+/// that made it (none for the default deny), and a reason fit to show the
+/// caller and the operator (names and patterns, never secrets).
+public struct AuthorizationDecision: Hashable, Sendable, Codable, CustomStringConvertible {
+    public enum Verdict: String, Hashable, Sendable, Codable {
+        case allow, deny
+    }
+
+    public var verdict: Verdict
+    /// The AuthorizationPolicy that decided; nil for the default deny.
+    public var policy: String?
+    /// Index of the deciding rule in that policy's `rules` (0-based).
+    public var rule: Int?
+    public var reason: String
+
+    public var allowed: Bool { verdict == .allow }
+    public var description: String { reason }
+}
+
+/// Evaluates AuthorizationPolicies for MCP calls — the one implementation
+/// the proxies enforce and `tether-control explain` reports.
+///
+/// The policies guarding a call are those targeting the route it takes and
+/// those targeting its backend. **Deny wins**: a matching deny rule denies.
+/// Otherwise a matching allow rule (whose policy's delegation limits the
+/// call meets) allows. Otherwise the call is denied — also when nothing
+/// targets the route or backend at all: secure by default.
+///
+/// Conditions on tools, resources or prompts concern calls that name one
+/// (`tools/call`, `resources/read`, `prompts/get`). On the listing methods
+/// (`tools/list`, `resources/list`, `resources/templates/list`,
+/// `prompts/list`) an allow rule's item condition is satisfied — the result
+/// is then filtered item by item with `permits` — and a deny rule's item
+/// condition does not match, so it hides items rather than the whole list.
+///
+/// ```swift
+/// let engine = AuthorizationEngine(resources: view.resources.values.map(\.resource))
+/// let decision = engine.decide(MCPCall(agent: id, method: "tools/call", target: .tool("get_issue")), route: "github")
+/// ```
+public struct AuthorizationEngine: Sendable {
+    struct Policy: Sendable {
+        var name: String
+        var spec: AuthorizationPolicySpec
+    }
+
+    let routes: [String: RouteSpec]
+    let byRoute: [String: [Policy]]
+    let byBackend: [String: [Policy]]
+
+    public init(resources: some Sequence<Resource>) {
+        var routes: [String: RouteSpec] = [:], byRoute: [String: [Policy]] = [:], byBackend: [String: [Policy]] = [:]
+        for resource in resources {
+            switch resource.spec {
+            case .route(let route):
+                routes[resource.metadata.name] = route
+            case .authorizationPolicy(let spec):
+                let policy = Policy(name: resource.metadata.name, spec: spec)
+                for route in spec.targets.routes ?? [] { byRoute[route, default: []].append(policy) }
+                for backend in spec.targets.backends ?? [] { byBackend[backend, default: []].append(policy) }
+            default:
+                break
+            }
+        }
+        // Deterministic: by name, so the same config always reports the same rule.
+        self.routes = routes
+        self.byRoute = byRoute.mapValues { $0.sorted { $0.name < $1.name } }
+        self.byBackend = byBackend.mapValues { $0.sorted { $0.name < $1.name } }
+    }
+
+    /// The listing methods, and the method that uses one listed item.
+    public static let listings: [String: String] = [
+        "tools/list": "tools/call", "resources/list": "resources/read",
+        "resources/templates/list": "resources/read", "prompts/list": "prompts/get",
+    ]
+
+    /// The decision for `call` on route `route` (on the calling side, which
+    /// knows the route). An unknown route is denied.
+    public func decide(_ call: MCPCall, route name: String) -> AuthorizationDecision {
+        guard let route = routes[name] else {
+            return AuthorizationDecision(verdict: .deny, policy: nil, rule: nil, reason: "there is no route \(name)")
+        }
+        guard route.agents.contains(where: { $0.matches(call.agent) }) else {
+            return AuthorizationDecision(verdict: .deny, policy: nil, rule: nil, reason: "route \(name) is not for agent \(call.agent)")
+        }
+        let policies = (byRoute[name] ?? []) + (byBackend[route.backend] ?? [])
+        return evaluate(call, policies: policies, scope: "route \(name) or backend \(route.backend)")
+    }
+
+    /// The decision for `call` arriving at `backend` (on the serving side,
+    /// which does not know the route): allowed if it would be allowed on
+    /// one of the routes that bring this agent to the backend.
+    public func decide(_ call: MCPCall, backend: String) -> AuthorizationDecision {
+        let candidates = routes.filter { $0.value.backend == backend && $0.value.agents.contains(where: { $0.matches(call.agent) }) }.keys.sorted()
+        guard !candidates.isEmpty else {
+            return AuthorizationDecision(verdict: .deny, policy: nil, rule: nil, reason: "no route brings agent \(call.agent) to backend \(backend)")
+        }
+        var first: AuthorizationDecision?
+        for route in candidates {
+            let decision = decide(call, route: route)
+            if decision.allowed { return decision }
+            first = first ?? decision
+        }
+        return first!
+    }
+
+    /// Whether an item of a listing result may stay in it: whether the
+    /// caller may use it (call the tool, read the resource, get the prompt).
+    public func permits(_ item: MCPCall.Target, listing call: MCPCall, route: String) -> Bool {
+        decide(use(item, listing: call), route: route).allowed
+    }
+
+    /// `permits` on the serving side.
+    public func permits(_ item: MCPCall.Target, listing call: MCPCall, backend: String) -> Bool {
+        decide(use(item, listing: call), backend: backend).allowed
+    }
+
+    func use(_ item: MCPCall.Target, listing call: MCPCall) -> MCPCall {
+        var use = call
+        use.method = Self.listings[call.method] ?? call.method
+        use.target = item
+        return use
+    }
+
+    func evaluate(_ call: MCPCall, policies: [Policy], scope: String) -> AuthorizationDecision {
+        for policy in policies where policy.spec.action == .deny {
+            if let index = policy.spec.rules.firstIndex(where: { matches($0, call, action: .deny) }) {
+                return AuthorizationDecision(verdict: .deny, policy: policy.name, rule: index, reason: "denied by AuthorizationPolicy \(policy.name), rule \(index + 1)")
+            }
+        }
+        var delegationRefusal: AuthorizationDecision?
+        for policy in policies where policy.spec.action == .allow {
+            guard let index = policy.spec.rules.firstIndex(where: { matches($0, call, action: .allow) }) else { continue }
+            if let problem = delegationProblem(policy.spec.delegation, call) {
+                delegationRefusal = delegationRefusal ?? AuthorizationDecision(
+                    verdict: .deny, policy: policy.name, rule: index, reason: "AuthorizationPolicy \(policy.name) would allow it, but \(problem)"
+                )
+                continue
+            }
+            return AuthorizationDecision(verdict: .allow, policy: policy.name, rule: index, reason: "allowed by AuthorizationPolicy \(policy.name), rule \(index + 1)")
+        }
+        if let delegationRefusal { return delegationRefusal }
+        let what = [call.method, call.target?.description].compactMap { $0 }.joined(separator: " ")
+        return AuthorizationDecision(verdict: .deny, policy: nil, rule: nil, reason: "no AuthorizationPolicy on \(scope) allows \(what) for \(call.agent)")
+    }
+
+    func matches(_ rule: AuthorizationPolicySpec.Rule, _ call: MCPCall, action: AuthorizationPolicySpec.Action) -> Bool {
+        if let agents = rule.agents, !agents.contains(where: { $0.matches(call.agent) }) { return false }
+        if let required = rule.claims {
+            guard let claims = call.claims else { return false }
+            for (name, values) in required {
+                guard let present = claims[name], present.contains(where: values.contains) else { return false }
+            }
+        }
+        if let methods = rule.methods, !methods.contains(where: { $0.matches(call.method) }) { return false }
+        let listing = Self.listings[call.method]
+        func item(_ patterns: [NamePattern]?, kind: String, name: String?) -> Bool {
+            guard let patterns else { return true }
+            if let name { return patterns.contains { $0.matches(name) } }
+            // A listing: allow rules let it through (items are filtered), deny rules hide items instead.
+            return listing == kind && action == .allow
+        }
+        var tool: String?, resource: String?, prompt: String?
+        switch call.target {
+        case .tool(let name)?: tool = name
+        case .resource(let uri)?: resource = uri
+        case .prompt(let name)?: prompt = name
+        case nil: break
+        }
+        return item(rule.tools, kind: "tools/call", name: tool)
+            && item(rule.resources, kind: "resources/read", name: resource)
+            && item(rule.prompts, kind: "prompts/get", name: prompt)
+    }
+
+    /// Why the delegation chain exceeds the policy's limits, or nil.
+    func delegationProblem(_ delegation: AuthorizationPolicySpec.Delegation?, _ call: MCPCall) -> String? {
+        guard let delegation else { return nil }
+        let depth = call.actors.count + 1
+        if let maxDepth = delegation.maxDepth, depth > maxDepth {
+            return "the delegation chain is \(depth) agents deep and it allows at most \(maxDepth)"
+        }
+        if let required = delegation.requiredActors, !call.actors.contains(where: { actor in required.contains { $0.matches(actor) } }) {
+            return "no agent in the delegation chain matches its requiredActors"
+        }
+        return nil
+    }
+}
