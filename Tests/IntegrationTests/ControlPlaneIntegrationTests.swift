@@ -112,6 +112,20 @@ struct ControlPlaneIntegrationTests {
         #expect(try server.cli(["get", "widgets"]).stderr.hasPrefix("error: unknown kind \"widgets\""))
     }
 
+    @Test func explainReportsTheDecidingRuleWithCanIExitCodes() throws {
+        let server = try ControlPlaneProcess()
+        #expect(try server.cli(["apply", "-f", example]).status == 0)
+        let base = ["explain", "--agent", "spiffe://example.org/agent/triage", "--route", "github", "--claim", "groups=engineering"]
+        let allowed = try server.cli(base + ["--method", "tools/call", "--tool", "get_issue"])
+        #expect(allowed.status == 0 && allowed.stdout.hasPrefix("ALLOW") && allowed.stdout.contains("github-read-only, rule 2"), "\(allowed)")
+        let denied = try server.cli(base + ["--method", "tools/call", "--tool", "delete_repo"])
+        #expect(denied.status == 1 && denied.stdout.contains("DENY  denied by AuthorizationPolicy github-no-writes, rule 1"), "\(denied)")
+        let tooDeep = try server.cli(base + ["--method", "tools/list", "--actor", "spiffe://example.org/agent/a", "--actor", "spiffe://example.org/agent/b", "-o", "json"])
+        #expect(tooDeep.status == 1 && tooDeep.stdout.contains(#""verdict" : "deny""#) && tooDeep.stdout.contains("3 agents deep"), "\(tooDeep)")
+        let bad = try server.cli(base + ["--method", "tools/destroy"])
+        #expect(bad.status == 2 && bad.stderr.contains("is not an MCP method"), "\(bad)")
+    }
+
     @Test func stdinAndDirectoriesAreSources() throws {
         let server = try ControlPlaneProcess()
         let piped = try server.cli(["apply", "-f", "-"], stdin: try String(contentsOfFile: example, encoding: .utf8))

@@ -9,7 +9,7 @@ import TetherXDS
 ///
 /// Endpoints (all JSON):
 /// `GET /v1/status`, `GET /v1/resources?kind=&name=`, `GET /v1/revisions?limit=`, `GET /v1/proxies`, `POST /v1/tokens`,
-/// `POST /v1/apply`, `POST /v1/diff`, `POST /v1/delete`, `POST /v1/rollback`.
+/// `POST /v1/apply`, `POST /v1/diff`, `POST /v1/delete`, `POST /v1/rollback`, `POST /v1/explain`.
 public struct AdminAPI: Sendable {
     public let manager: ConfigManager
     public let identity: IdentityService
@@ -47,6 +47,8 @@ public struct AdminAPI: Sendable {
                 }
                 let created = try identity.createJoinToken(for: id, ttl: request.ttlSeconds, author: author)
                 return ok(AdminProtocol.TokenResponse(token: created.token, spiffeID: id.description, expiresAt: created.expiresAt, caHash: identity.caHash))
+            case ("POST", "/v1/explain"):
+                return ok(try manager.explain(try decode(request.body)))
             case ("GET", "/v1/proxies"):
                 return ok(AdminProtocol.ProxiesResponse(proxies: proxies.all))
             case ("GET", "/v1/revisions"):

@@ -96,6 +96,34 @@ public enum AdminProtocol {
         }
     }
 
+    /// `explain`: would this call be allowed on this route?
+    public struct ExplainRequest: Hashable, Sendable, Codable {
+        public var agent: String
+        public var claims: [String: [String]]?
+        public var actors: [String]
+        public var route: String
+        public var method: String
+        public var tool: String?
+        public var resource: String?
+        public var prompt: String?
+
+        public init(agent: String, claims: [String: [String]]?, actors: [String], route: String, method: String, tool: String?, resource: String?, prompt: String?) {
+            self.agent = agent
+            self.claims = claims
+            self.actors = actors
+            self.route = route
+            self.method = method
+            self.tool = tool
+            self.resource = resource
+            self.prompt = prompt
+        }
+    }
+
+    public struct ExplainResponse: Hashable, Sendable, Codable {
+        public var revision: Int64
+        public var decision: AuthorizationDecision
+    }
+
     /// A new join token. The only place its value ever appears.
     public struct TokenResponse: Hashable, Sendable, Codable {
         public var token: String

@@ -77,6 +77,30 @@ public struct ConfigManager: Sendable {
         return AdminProtocol.GetResponse(revision: state.revision, resources: resources, resourceRevisions: revisions)
     }
 
+    /// The decision the proxies would make for a call, on the stored
+    /// config, by the same `AuthorizationEngine`.
+    public func explain(_ request: AdminProtocol.ExplainRequest) throws(ControlPlaneError) -> AdminProtocol.ExplainResponse {
+        func id(_ text: String, _ field: String) throws(ControlPlaneError) -> SPIFFEID {
+            do { return try SPIFFEID(text) } catch {
+                throw ControlPlaneError(.badRequest, "\(field) \(text) is not a SPIFFE ID: it \(error.reason)")
+            }
+        }
+        let agent = try id(request.agent, "--agent")
+        var actors: [SPIFFEID] = []
+        for actor in request.actors { actors.append(try id(actor, "--actor")) }
+        let targets: [MCPCall.Target] = [request.tool.map(MCPCall.Target.tool), request.resource.map(MCPCall.Target.resource), request.prompt.map(MCPCall.Target.prompt)].compactMap { $0 }
+        guard targets.count <= 1 else {
+            throw ControlPlaneError(.badRequest, "name at most one of --tool, --resource, --prompt")
+        }
+        guard AuthorizationPolicySpec.knownMethods.contains(request.method) else {
+            throw ControlPlaneError(.badRequest, "--method \(request.method) is not an MCP method; e.g. tools/call, tools/list, resources/read, prompts/get")
+        }
+        let state = try store.currentState()
+        let call = MCPCall(agent: agent, claims: request.claims, actors: actors, method: request.method, target: targets.first)
+        let decision = AuthorizationEngine(resources: state.resources.values).decide(call, route: request.route)
+        return AdminProtocol.ExplainResponse(revision: state.revision, decision: decision)
+    }
+
     public func diff(_ request: AdminProtocol.ApplyRequest) throws(ControlPlaneError) -> AdminProtocol.DiffResponse {
         let parsed = try parse(request.sources)
         let current = try store.currentState()
