@@ -1,0 +1,190 @@
+import Foundation
+
+/// A JSON-RPC id as MCP allows it: a string or an integer (never null).
+public enum JSONRPCID: Hashable, Sendable, CustomStringConvertible {
+    case string(String)
+    case number(Int64)
+
+    init?(json: Any) {
+        if let text = json as? String {
+            self = .string(text)
+        } else if let number = json as? NSNumber, !Self.isBoolean(number), number.doubleValue == Double(number.int64Value) {
+            self = .number(number.int64Value)
+        } else {
+            return nil
+        }
+    }
+
+    /// JSONSerialization gives JSON booleans as NSNumbers too, of the
+    /// `__NSCFBoolean` class on Linux and Darwin alike.
+    static func isBoolean(_ number: NSNumber) -> Bool {
+        String(describing: type(of: number)) == "__NSCFBoolean"
+    }
+
+    var json: Any {
+        switch self {
+        case .string(let text): text
+        case .number(let number): number
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .string(let text): "\"\(text)\""
+        case .number(let number): "\(number)"
+        }
+    }
+}
+
+/// What the proxy needs to know about one MCP message a client POSTed.
+public struct MCPMessage: Hashable, Sendable {
+    public enum Kind: Hashable, Sendable {
+        /// A request: it gets a response with the same id.
+        case request(JSONRPCID)
+        /// A notification: no id, no response (the server answers 202).
+        case notification
+        /// The client's answer to a request the server sent it.
+        case response(JSONRPCID)
+    }
+
+    public var kind: Kind
+    /// The JSON-RPC method; nil for responses.
+    public var method: String?
+    /// The tool, resource or prompt the method names.
+    public var target: MCPCall.Target?
+    /// The `MCP-Protocol-Version` header, if any.
+    public var protocolVersion: String?
+
+    public var id: JSONRPCID? {
+        switch kind {
+        case .request(let id), .response(let id): id
+        case .notification: nil
+        }
+    }
+}
+
+/// Why a POSTed message is refused before it reaches a server: the HTTP
+/// status and JSON-RPC error to answer with, and a message that says what is
+/// wrong without quoting the body.
+public struct MCPProtocolError: Error, Hashable, Sendable, CustomStringConvertible {
+    public var status: Int
+    public var code: Int
+    public var message: String
+    /// The request's id when it could be read, so the client can match the error.
+    public var id: JSONRPCID?
+
+    public static let parseError = -32700
+    public static let invalidRequest = -32600
+    public static let invalidParams = -32602
+    /// MCP 2026-07-28: the mirrored headers are missing or disagree with the body.
+    public static let headerMismatch = -32020
+
+    public init(status: Int, code: Int, message: String, id: JSONRPCID? = nil) {
+        self.status = status
+        self.code = code
+        self.message = message
+        self.id = id
+    }
+
+    public var description: String { message }
+
+    /// The JSON-RPC error response body.
+    public var body: Data {
+        let object: [String: Any] = ["jsonrpc": "2.0", "id": id?.json ?? NSNull(), "error": ["code": code, "message": message]]
+        return (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+    }
+}
+
+/// Reads the JSON-RPC message of an MCP Streamable HTTP POST — method, id,
+/// and the tool / resource / prompt it names — and checks what a proxy must
+/// check before routing on it: size, JSON, the JSON-RPC shape, the params
+/// that name the target, and (MCP 2026-07-28) that the `Mcp-Method` and
+/// `Mcp-Name` headers say what the body says, so nothing that routes or
+/// authorizes on headers can be told something else than the server
+/// executes. The body itself is never re-encoded: the proxy forwards the
+/// bytes it received.
+public enum MCPRequestInspector {
+    public static let defaultBodyLimit = 4 * 1024 * 1024
+    /// The first revision whose requests carry the mirrored headers.
+    public static let headerRevision = "2026-07-28"
+
+    /// Methods whose params name a target, and the param that does.
+    static let targetParams: [String: String] = ["tools/call": "name", "resources/read": "uri", "prompts/get": "name"]
+
+    /// - Parameter header: the value of a request header, by case-insensitive name.
+    public static func inspect(body: Data, header: (String) -> String?, limit: Int = defaultBodyLimit) -> Result<MCPMessage, MCPProtocolError> {
+        guard body.count <= limit else {
+            return .failure(MCPProtocolError(status: 413, code: MCPProtocolError.invalidRequest, message: "the request body is \(body.count) bytes; the limit is \(limit)"))
+        }
+        guard let json = try? JSONSerialization.jsonObject(with: body, options: [.fragmentsAllowed]) else {
+            return .failure(MCPProtocolError(status: 400, code: MCPProtocolError.parseError, message: "the request body is not valid JSON"))
+        }
+        guard let object = json as? [String: Any] else {
+            let reason = json is [Any] ? "JSON-RPC batches are not part of MCP (since 2025-06-18); send one message per request" : "a JSON-RPC message must be a JSON object"
+            return .failure(MCPProtocolError(status: 400, code: MCPProtocolError.invalidRequest, message: reason))
+        }
+        var id: JSONRPCID?
+        if let rawID = object["id"] {
+            guard let parsed = JSONRPCID(json: rawID) else {
+                return .failure(MCPProtocolError(status: 400, code: MCPProtocolError.invalidRequest, message: "id must be a string or an integer"))
+            }
+            id = parsed
+        }
+        func invalid(_ message: String, code: Int = MCPProtocolError.invalidRequest) -> Result<MCPMessage, MCPProtocolError> {
+            .failure(MCPProtocolError(status: 400, code: code, message: message, id: id))
+        }
+        guard object["jsonrpc"] as? String == "2.0" else {
+            return invalid("jsonrpc must be \"2.0\"")
+        }
+        let version = header("mcp-protocol-version")
+        guard let methodValue = object["method"] else {
+            guard let id, object["result"] != nil || object["error"] != nil else {
+                return invalid("a JSON-RPC message needs a method (request or notification) or an id with a result or error (response)")
+            }
+            return .success(MCPMessage(kind: .response(id), method: nil, target: nil, protocolVersion: version))
+        }
+        guard let method = methodValue as? String, !method.isEmpty else {
+            return invalid("method must be a non-empty string")
+        }
+        var target: MCPCall.Target?
+        if let params = object["params"] {
+            guard let params = params as? [String: Any] else {
+                return invalid("params must be an object", code: MCPProtocolError.invalidParams)
+            }
+            if let key = targetParams[method] {
+                guard let value = params[key] as? String, !value.isEmpty else {
+                    return invalid("\(method) needs params.\(key) (a non-empty string)", code: MCPProtocolError.invalidParams)
+                }
+                target = switch method {
+                case "tools/call": .tool(value)
+                case "resources/read": .resource(value)
+                default: .prompt(value)
+                }
+            }
+        } else if let key = targetParams[method] {
+            return invalid("\(method) needs params.\(key)", code: MCPProtocolError.invalidParams)
+        }
+        // The mirrored headers: required from 2026-07-28 on, checked whenever present.
+        let modern = version.map { $0 >= headerRevision } ?? false
+        let headerMethod = header("mcp-method")
+        if let headerMethod, headerMethod != method {
+            return invalid("the Mcp-Method header says \(headerMethod) but the body's method is \(method)", code: MCPProtocolError.headerMismatch)
+        }
+        if modern, headerMethod == nil {
+            return invalid("MCP \(version!) requests must carry the Mcp-Method header", code: MCPProtocolError.headerMismatch)
+        }
+        if let target {
+            let name = switch target {
+            case .tool(let value), .resource(let value), .prompt(let value): value
+            }
+            let headerName = header("mcp-name")
+            if let headerName, headerName != name {
+                return invalid("the Mcp-Name header says \(headerName) but the body names \(name)", code: MCPProtocolError.headerMismatch)
+            }
+            if modern, headerName == nil {
+                return invalid("MCP \(version!) \(method) requests must carry the Mcp-Name header", code: MCPProtocolError.headerMismatch)
+            }
+        }
+        return .success(MCPMessage(kind: id.map(MCPMessage.Kind.request) ?? .notification, method: method, target: target, protocolVersion: version))
+    }
+}
