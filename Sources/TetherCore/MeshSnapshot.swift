@@ -32,9 +32,10 @@ public struct MeshSnapshot: Sendable {
 
     /// What one proxy needs, and nothing else: the routes whose agent
     /// patterns match it; the backends, identity providers and token
-    /// exchanges they name; the backends it serves inbound; the policies on
-    /// any of those routes or backends; and the credentials its token
-    /// exchanges use; and the trust bundles, which everyone needs.
+    /// exchanges they name; the backends it serves inbound and the routes
+    /// leading to them; the policies on any of those routes or backends; the
+    /// credentials its token exchanges use; and the trust bundles, which
+    /// everyone needs.
     public func view(for node: SPIFFEID) -> MeshView {
         var selected: [ResourceID: VersionedResource] = [:]
         func add(_ id: ResourceID) {
@@ -63,6 +64,19 @@ public struct MeshSnapshot: Sendable {
                 add(id)
             default:
                 break
+            }
+        }
+        // A serving proxy enforces the policies of the routes that lead to
+        // its backends too (`AuthorizationEngine.decide(_:backend:)`), so an
+        // agent cannot skip its route's policy by calling the server directly.
+        let served = Set(resources.compactMap { id, item -> String? in
+            if case .mcpBackend(.inMesh(let backend)) = item.resource.spec, backend.spiffeID == node { return id.name }
+            return nil
+        })
+        for (id, item) in resources {
+            if case .route(let route) = item.resource.spec, served.contains(route.backend) {
+                add(id)
+                routeNames.insert(id.name)
             }
         }
         for name in backendNames { add(ResourceID(.mcpBackend, name)) }

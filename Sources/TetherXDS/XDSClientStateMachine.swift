@@ -14,10 +14,12 @@ public struct ProxyConfig: Hashable, Sendable {
 
     /// References that do not resolve yet (`Route/github → MCPBackend/github`).
     /// A resource may arrive before what it names; the proxy is ready once
-    /// none are left.
-    public var unresolvedReferences: [String] {
-        resources.values.flatMap { item in
-            item.resource.references.filter { resources[$0.target] == nil }.map { "\(item.resource.id) → \($0.target)" }
+    /// none are left. Routes of other agents, which a serving proxy holds
+    /// only to enforce their policies, are not followed.
+    public func unresolvedReferences(for node: SPIFFEID) -> [String] {
+        resources.values.flatMap { item -> [String] in
+            if case .route(let route) = item.resource.spec, !route.agents.contains(where: { $0.matches(node) }) { return [] }
+            return item.resource.references.filter { resources[$0.target] == nil }.map { "\(item.resource.id) → \($0.target)" }
         }.sorted()
     }
 }

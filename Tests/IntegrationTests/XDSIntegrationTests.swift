@@ -23,6 +23,18 @@ struct XDSIntegrationTests {
         try String(contentsOfFile: example, encoding: .utf8).replacingOccurrences(of: "timeout: 30s", with: "timeout: \(timeout)")
     }
 
+    @Test func aServingProxyGetsTheRoutesToItsBackendAndIsReady() async throws {
+        let control = try ControlPlaneProcess(xds: .insecure)
+        #expect(try control.cli(["apply", "-f", example]).status == 0)
+        let server = try ProxyProcess(node: "spiffe://example.org/mcp/github", xdsPort: control.xdsPort, root: control.root)
+        try await server.waitUntil("the serving proxy to be ready") {
+            try await server.get("/ready").status == 200
+        }
+        // The route (for enforcing its policies) but not what only the calling side uses.
+        let versions = try await server.versions()
+        #expect(Set(versions.keys) == ["MCPBackend/github", "Route/github", "AuthorizationPolicy/github-read-only", "AuthorizationPolicy/github-no-writes"])
+    }
+
     @Test func configReachesTheProxyAndOnlyChangesTravel() async throws {
         let control = try ControlPlaneProcess(xds: .insecure)
         #expect(try control.cli(["apply", "-f", example]).status == 0)

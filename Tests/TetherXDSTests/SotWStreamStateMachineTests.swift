@@ -86,9 +86,12 @@ struct MeshViewTests {
             "Credential/github-pat", "AuthorizationPolicy/github-read-only", "AuthorizationPolicy/github-no-writes",
         ])
         // The MCP server's proxy serves the backend inbound: it gets the
-        // backend and the policy on it, and no credential.
+        // backend, the routes leading to it and the policies on both (it
+        // enforces them too), and no credential, IdP or token exchange.
         let server = snapshot.view(for: try SPIFFEID("spiffe://example.org/mcp/github"))
-        #expect(Set(server.resources.keys.map(\.description)) == ["MCPBackend/github", "AuthorizationPolicy/github-no-writes"])
+        #expect(Set(server.resources.keys.map(\.description)) == [
+            "MCPBackend/github", "Route/github", "AuthorizationPolicy/github-read-only", "AuthorizationPolicy/github-no-writes",
+        ])
         let stranger = snapshot.view(for: try SPIFFEID("spiffe://example.org/agent/other"))
         #expect(stranger.resources.isEmpty)
     }

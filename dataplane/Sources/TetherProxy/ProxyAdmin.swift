@@ -24,7 +24,7 @@ public struct ProxyAdmin: Sendable {
             if !state.complete {
                 return text(503, "not ready: no complete config yet (the control plane has not sent every type and there is no saved config)\n")
             }
-            let unresolved = state.config.unresolvedReferences
+            let unresolved = state.config.unresolvedReferences(for: node)
             if !unresolved.isEmpty {
                 return text(503, "not ready: waiting for \(unresolved.joined(separator: ", "))\n")
             }
@@ -62,7 +62,7 @@ public struct ProxyAdmin: Sendable {
             connected: state.connected,
             lastError: state.lastError,
             lastNACK: state.lastNACK,
-            unresolvedReferences: state.config.unresolvedReferences,
+            unresolvedReferences: state.config.unresolvedReferences(for: node),
             resources: state.config.resources.values.sorted { $0.resource.id < $1.resource.id }.map {
                 Dump.Entry(version: $0.version, resource: $0.resource.redactingSecrets())
             }
