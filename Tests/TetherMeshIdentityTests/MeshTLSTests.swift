@@ -92,6 +92,46 @@ struct MeshTLSTests {
         #expect(seen.map(\.token) == [first, rotated.svid.leaf.serialNumber.description])
     }
 
+    /// A long-lived client (the proxy's identity client) whose connection
+    /// the server ends presents, when it reconnects, the SVID current then.
+    @Test func aLongLivedClientReconnectsWithTheRotatedSVID() async throws {
+        let server = WorkloadIdentityPublisher(try identity("spiffe://example.org/tether/control"))
+        let client = WorkloadIdentityPublisher(try identity("spiffe://example.org/agent/triage"))
+        let serverVerifier = SPIFFEPeerVerifier(role: "test-server", logger: logger, bundle: { server.current.bundle })
+        // Connections live 300 ms: the server ends them, the client reconnects.
+        let grpcServer = GRPCServer(
+            transport: .http2NIOPosix(
+                address: .ipv4(host: "127.0.0.1", port: 0),
+                transportSecurity: try MeshTLS.server(identity: server, clientVerifier: serverVerifier),
+                config: .defaults { $0.connection.maxAge = .milliseconds(300) }
+            ),
+            services: [EchoPeer()]
+        )
+        let clientVerifier = SPIFFEPeerVerifier(role: "test-client", logger: logger, bundle: { client.current.bundle })
+        try await withThrowingTaskGroup { group in
+            group.addTask { try await grpcServer.serve() }
+            defer { grpcServer.beginGracefulShutdown() }
+            let port = try #require(try await grpcServer.listeningAddress?.ipv4?.port)
+            let transport = try HTTP2ClientTransport.Posix(
+                target: .ipv4(address: "127.0.0.1", port: port),
+                transportSecurity: try MeshTLS.client(identity: client, serverVerifier: clientVerifier, bundle: client.current.bundle)
+            )
+            try await withGRPCClient(transport: transport) { grpc in
+                var options = CallOptions.defaults
+                options.timeout = .seconds(10)
+                options.waitForReady = true
+                let api = Tether_Identity_V1_Identity.Client(wrapping: grpc)
+                let before = try await api.mintJWTSVID(.init(), options: options).token
+                #expect(before == client.current.svid.leaf.serialNumber.description)
+                let rotated = try identity("spiffe://example.org/agent/triage")
+                client.publish(rotated)
+                try await Task.sleep(for: .seconds(1))
+                let after = try await api.mintJWTSVID(.init(), options: options).token
+                #expect(after == rotated.svid.leaf.serialNumber.description, "the reconnect presented the rotated SVID")
+            }
+        }
+    }
+
     @Test func aClientFromAnotherCAIsRefusedWithItsReason() async throws {
         let server = WorkloadIdentityPublisher(try identity("spiffe://example.org/tether/control"))
         let stranger = try TrustDomainCA.generate(trustDomain: "example.org")
