@@ -55,12 +55,18 @@ public struct ADSService: Envoy_Service_Discovery_V3_AggregatedDiscoveryService.
     let publisher: SnapshotPublisher
     let registry: ProxyRegistry
     let authenticator: any XDSNodeAuthenticator
+    /// Revoked identities: their streams end at once.
+    let revoked: LatestValuePublisher<Set<SPIFFEID>>
     let logger: Logger
 
-    public init(publisher: SnapshotPublisher, registry: ProxyRegistry, authenticator: any XDSNodeAuthenticator, logger: Logger) {
+    public init(
+        publisher: SnapshotPublisher, registry: ProxyRegistry, authenticator: any XDSNodeAuthenticator,
+        revoked: LatestValuePublisher<Set<SPIFFEID>> = LatestValuePublisher([]), logger: Logger
+    ) {
         self.publisher = publisher
         self.registry = registry
         self.authenticator = authenticator
+        self.revoked = revoked
         self.logger = logger
     }
 
@@ -83,6 +89,7 @@ public struct ADSService: Envoy_Service_Discovery_V3_AggregatedDiscoveryService.
     private enum Event<Request: Sendable>: Sendable {
         case request(Request)
         case snapshot(MeshSnapshot)
+        case revoked(Set<SPIFFEID>)
         case clientDone
         case shutdown
     }
@@ -105,6 +112,9 @@ public struct ADSService: Envoy_Service_Discovery_V3_AggregatedDiscoveryService.
                 for await snapshot in publisher.updates() { continuation.yield(.snapshot(snapshot)) }
                 continuation.yield(.shutdown)
             }
+            group.addTask {
+                for await set in revoked.updates() { continuation.yield(.revoked(set)) }
+            }
             defer { group.cancelAll() }
 
             var machine: Machine?
@@ -119,6 +129,9 @@ public struct ADSService: Envoy_Service_Discovery_V3_AggregatedDiscoveryService.
                             throw RPCError(code: .invalidArgument, message: "the first request on a stream must carry node.id")
                         }
                         let node = try authenticator.authenticate(nodeID: nodeID, context: context)
+                        if revoked.current.contains(node) {
+                            throw RPCError(code: .permissionDenied, message: "\(node) has been revoked")
+                        }
                         machine = Machine(node: node, view: latest.view(for: node))
                         stream = registry.connect(node: node.description, mode: Machine.mode)
                         logger.info("xDS stream opened", metadata: ["tether.node": "\(node)", "tether.xds.mode": "\(Machine.mode.rawValue)"])
@@ -132,6 +145,11 @@ public struct ADSService: Envoy_Service_Discovery_V3_AggregatedDiscoveryService.
                     let responses = current.update(view: snapshot.view(for: current.node))
                     machine = current
                     for response in responses { try await writer.write(response) }
+                case .revoked(let set):
+                    if let node = machine?.node, set.contains(node) {
+                        logger.notice("xDS stream closed: the node was revoked", metadata: ["tether.node": "\(node)"])
+                        throw RPCError(code: .permissionDenied, message: "\(node) has been revoked")
+                    }
                 case .clientDone, .shutdown:
                     break loop
                 }

@@ -229,6 +229,33 @@ extension IdentityIntegrationTests {
     }
 }
 
+extension IdentityIntegrationTests {
+    @Test func aRevokedProxyIsCutOffAndLetBackIn() async throws {
+        let control = try ControlPlaneProcess()
+        #expect(try control.cli(["apply", "-f", example]).status == 0)
+        let (token, pin) = try joinToken(control, for: triage)
+        let proxy = try joiningProxy(control, token: token, pin: pin)
+        try await waitForExample(proxy)
+
+        let revoked = try control.cli(["revoke", triage, "--reason", "host compromised"])
+        #expect(revoked.status == 0 && revoked.stdout.contains("host compromised"), "\(revoked)")
+        func controlLog() -> String { (try? String(contentsOfFile: control.logPath, encoding: .utf8)) ?? "" }
+        // Its open stream ends; its reconnects fail the handshake.
+        try await proxy.waitUntil("the stream to be closed and the reconnect refused", seconds: 20) {
+            controlLog().contains("the node was revoked") && controlLog().contains("is revoked")
+        }
+        #expect(try control.cli(["revoke", "--list"]).stdout.contains(triage))
+        let again = try control.cli(["token", "create", "--spiffe-id", triage])
+        #expect(again.status != 0 && again.stderr.contains("is revoked"), "\(again)")
+
+        // Let back in: it reconnects with the SVID it has.
+        #expect(try control.cli(["unrevoke", triage]).status == 0)
+        try await proxy.waitUntil("the proxy to reconnect", seconds: 30) {
+            proxy.log.components(separatedBy: "xDS stream established").count - 1 >= 2
+        }
+    }
+}
+
 /// Holds a FetchX509SVID stream open on the proxy's Workload API until it
 /// has seen `count` different SVIDs; returns their serials in order.
 func x509SVIDSerials(socket: String, count: Int, seconds: Int) async throws -> [String] {

@@ -115,4 +115,22 @@ struct IdentityServiceTests {
         let provided = try CAFiles.loadOrCreate(in: plane.directory, trustDomain: "corp.example", provided: (certificateFile, keyFile))
         #expect(provided.certificate == operatorCA.certificate)
     }
+
+    @Test func aRevokedIdentityGetsNothingUntilUnrevokedAndItIsDurable() async throws {
+        let plane = try TestControlPlane()
+        let identity = try await service(plane)
+        let (token, _) = try identity.createJoinToken(for: triage, author: "test")
+        try identity.setRevoked(triage, revoked: true, author: "test", reason: "lost laptop")
+        #expect(identity.revoked.current == [triage])
+        #expect(throws: ControlPlaneError.self) { try identity.join(token: token, csrDER: try csr(for: nil)) }
+        #expect(throws: ControlPlaneError.self) { try identity.renew(csrDER: try csr(for: triage), for: triage) }
+        #expect(throws: ControlPlaneError.self) { try identity.createJoinToken(for: triage, author: "test") }
+        await #expect(throws: ControlPlaneError.self) { try await identity.mintJWTSVID(for: triage, audience: ["x"]) }
+        let stored = try identity.revokedIdentities()
+        #expect(stored.map(\.spiffeID) == [triage.description] && stored.first?.reason == "lost laptop" && stored.first?.revokedBy == "test")
+
+        try identity.setRevoked(triage, revoked: false, author: "test", reason: nil)
+        #expect(identity.revoked.current.isEmpty)
+        _ = try identity.renew(csrDER: try csr(for: triage), for: triage)
+    }
 }

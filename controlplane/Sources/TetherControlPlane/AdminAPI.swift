@@ -9,7 +9,8 @@ import TetherXDS
 ///
 /// Endpoints (all JSON):
 /// `GET /v1/status`, `GET /v1/resources?kind=&name=`, `GET /v1/revisions?limit=`, `GET /v1/proxies`, `POST /v1/tokens`,
-/// `POST /v1/apply`, `POST /v1/diff`, `POST /v1/delete`, `POST /v1/rollback`, `POST /v1/explain`.
+/// `POST /v1/apply`, `POST /v1/diff`, `POST /v1/delete`, `POST /v1/rollback`, `POST /v1/explain`,
+/// `GET|POST /v1/revocations`.
 public struct AdminAPI: Sendable {
     public let manager: ConfigManager
     public let identity: IdentityService
@@ -47,6 +48,16 @@ public struct AdminAPI: Sendable {
                 }
                 let created = try identity.createJoinToken(for: id, ttl: request.ttlSeconds, author: author)
                 return ok(AdminProtocol.TokenResponse(token: created.token, spiffeID: id.description, expiresAt: created.expiresAt, caHash: identity.caHash))
+            case ("POST", "/v1/revocations"):
+                let body: AdminProtocol.RevocationRequest = try decode(request.body)
+                let id: SPIFFEID
+                do { id = try SPIFFEID(body.spiffeID) } catch {
+                    throw ControlPlaneError(.badRequest, "\(body.spiffeID) is not a SPIFFE ID: it \(error.reason)")
+                }
+                try identity.setRevoked(id, revoked: body.revoked, author: author, reason: body.reason)
+                return ok(AdminProtocol.RevocationsResponse(revoked: try identity.revokedIdentities()))
+            case ("GET", "/v1/revocations"):
+                return ok(AdminProtocol.RevocationsResponse(revoked: try identity.revokedIdentities()))
             case ("POST", "/v1/explain"):
                 return ok(try manager.explain(try decode(request.body)))
             case ("GET", "/v1/proxies"):

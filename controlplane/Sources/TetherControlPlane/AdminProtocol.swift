@@ -96,6 +96,23 @@ public enum AdminProtocol {
         }
     }
 
+    /// `revoke` / `unrevoke`.
+    public struct RevocationRequest: Hashable, Sendable, Codable {
+        public var spiffeID: String
+        public var revoked: Bool
+        public var reason: String?
+
+        public init(spiffeID: String, revoked: Bool, reason: String?) {
+            self.spiffeID = spiffeID
+            self.revoked = revoked
+            self.reason = reason
+        }
+    }
+
+    public struct RevocationsResponse: Hashable, Sendable, Codable {
+        public var revoked: [RevokedIdentity]
+    }
+
     /// `explain`: would this call be allowed on this route?
     public struct ExplainRequest: Hashable, Sendable, Codable {
         public var agent: String

@@ -72,7 +72,8 @@ public struct ControlPlane: Sendable {
             throw ControlPlaneError(.secrets, "cannot use the JWT-SVID signing key: \(error)")
         }
         identity = IdentityService(
-            ca: ca, jwtIssuer: jwtIssuer, store: store, svidTTL: configuration.svidTTL, additionalAuthorities: configuration.additionalAuthorities
+            ca: ca, jwtIssuer: jwtIssuer, store: store, svidTTL: configuration.svidTTL, additionalAuthorities: configuration.additionalAuthorities,
+            revoked: Set(try store.revokedIdentities().compactMap { try? SPIFFEID($0.spiffeID) })
         )
         let publisher = SnapshotPublisher(.empty)
         let updater = SnapshotUpdater(builder: SnapshotBuilder(store: store, secrets: secrets, published: [identity.bundleResource]), publisher: publisher, logger: logger)
@@ -97,10 +98,12 @@ public struct ControlPlane: Sendable {
         case .mTLS(let xdsAddress, let bootstrapAddress):
             let own = try OwnSVIDRotator(identity: identity, logger: logger)
             let trustDomain = ca.trustDomain
+            let revoked = identity.revoked
             let verifier = SPIFFEPeerVerifier(role: "xds-server", logger: logger, bundle: { own.publisher.current.bundle }) { id in
-                id.trustDomain == trustDomain ? nil : "\(id) is not in trust domain \(trustDomain)"
+                if revoked.current.contains(id) { return "\(id) is revoked" }
+                return id.trustDomain == trustDomain ? nil : "\(id) is not in trust domain \(trustDomain)"
             }
-            let ads = ADSService(publisher: publisher, registry: registry, authenticator: MTLSNodeAuthenticator(), logger: logger)
+            let ads = ADSService(publisher: publisher, registry: registry, authenticator: MTLSNodeAuthenticator(), revoked: revoked, logger: logger)
             do {
                 services.append(own)
                 services.append(try GRPCListener(

@@ -20,6 +20,9 @@ public struct IdentityService: Sendable {
     /// Other X.509 authorities of the trust domain (e.g. a SPIRE server's),
     /// trusted and published beside the CA.
     let additionalAuthorities: [Certificate]
+    /// Identities an operator cut off: the one publish point the bootstrap
+    /// and identity APIs, the xDS handshake and open xDS streams consult.
+    public let revoked: LatestValuePublisher<Set<SPIFFEID>>
     public let svidTTL: TimeInterval
 
     /// SPIRE's default join-token lifetime.
@@ -27,8 +30,10 @@ public struct IdentityService: Sendable {
 
     public init(
         ca: TrustDomainCA, jwtIssuer: JWTSVIDIssuer, store: any IdentityStore,
-        svidTTL: TimeInterval = TrustDomainCA.defaultSVIDTTL, additionalAuthorities: [Certificate] = []
+        svidTTL: TimeInterval = TrustDomainCA.defaultSVIDTTL, additionalAuthorities: [Certificate] = [],
+        revoked: Set<SPIFFEID> = []
     ) {
+        self.revoked = LatestValuePublisher(revoked)
         self.ca = ca
         self.jwtIssuer = jwtIssuer
         self.additionalAuthorities = additionalAuthorities.filter { $0 != ca.certificate }
@@ -52,8 +57,30 @@ public struct IdentityService: Sendable {
         ca.certificate.publicKeyPin
     }
 
+    /// Cuts `id` off (or lets it back in): no join, renewal, JWT-SVID or new
+    /// xDS handshake, and its open xDS streams end. Its current SVID stays
+    /// valid cryptographically until it expires, but nothing in the mesh's
+    /// control connection accepts it.
+    public func setRevoked(_ id: SPIFFEID, revoked isRevoked: Bool, author: String, reason: String?) throws(ControlPlaneError) {
+        try store.setRevoked(id, revoked: isRevoked, author: author, reason: reason)
+        revoked.update { set in
+            isRevoked ? set.insert(id).inserted : set.remove(id) != nil
+        }
+    }
+
+    public func revokedIdentities() throws(ControlPlaneError) -> [RevokedIdentity] {
+        try store.revokedIdentities()
+    }
+
+    func refuseIfRevoked(_ id: SPIFFEID) throws(ControlPlaneError) {
+        if revoked.current.contains(id) {
+            throw ControlPlaneError(.permissionDenied, "\(id) is revoked; an operator can undo it with tether-control unrevoke \(id)")
+        }
+    }
+
     /// A single-use token for `id`. Only its SHA-256 is stored.
     public func createJoinToken(for id: SPIFFEID, ttl: TimeInterval = defaultTokenTTL, author: String, now: Date = Date()) throws(ControlPlaneError) -> (token: String, expiresAt: Date) {
+        try refuseIfRevoked(id)
         guard id.trustDomain == ca.trustDomain else {
             throw ControlPlaneError(.badRequest, "\(id) is not in trust domain \(ca.trustDomain)")
         }
@@ -83,6 +110,7 @@ public struct IdentityService: Sendable {
         guard let record = try store.consumeJoinToken(hash: Self.hash(token), at: now) else {
             throw ControlPlaneError(.permissionDenied, "the join token is unknown or was already used; create a new one with tether-control token create")
         }
+        try refuseIfRevoked(record.spiffeID)
         guard now < record.expiresAt else {
             throw ControlPlaneError(.permissionDenied, "the join token for \(record.spiffeID) expired at \(record.expiresAt.formatted(.iso8601)); create a new one")
         }
@@ -99,6 +127,7 @@ public struct IdentityService: Sendable {
     /// ID its (verified) client certificate carries, and the CSR may ask for
     /// that identity only.
     public func renew(csrDER: [UInt8], for id: SPIFFEID, now: Date = Date()) throws(ControlPlaneError) -> JoinResult {
+        try refuseIfRevoked(id)
         let csr: CertificateSigningRequest
         do {
             csr = try CertificateSigningRequest(derEncoded: csrDER)
@@ -122,6 +151,7 @@ public struct IdentityService: Sendable {
 
     /// A JWT-SVID for `id` — always the caller's own, authenticated identity.
     public func mintJWTSVID(for id: SPIFFEID, audience: [String]) async throws(ControlPlaneError) -> String {
+        try refuseIfRevoked(id)
         do {
             return try await jwtIssuer.mint(for: id, audience: audience)
         } catch {

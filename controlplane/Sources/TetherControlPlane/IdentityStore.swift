@@ -17,6 +17,17 @@ public protocol IdentityStore: Sendable {
     /// nil when it is unknown or was used before.
     func consumeJoinToken(hash: String, at: Date) throws(ControlPlaneError) -> JoinTokenRecord?
     func recordIssued(serial: String, spiffeID: SPIFFEID, notAfter: Date, at: Date) throws(ControlPlaneError)
+    /// Revoked identities get no SVID, renewal or xDS stream until unrevoked.
+    func setRevoked(_ id: SPIFFEID, revoked: Bool, author: String, reason: String?) throws(ControlPlaneError)
+    func revokedIdentities() throws(ControlPlaneError) -> [RevokedIdentity]
+}
+
+/// An identity cut off by an operator.
+public struct RevokedIdentity: Hashable, Sendable, Codable {
+    public var spiffeID: String
+    public var revokedAt: Date
+    public var revokedBy: String
+    public var reason: String?
 }
 
 extension SQLiteConfigStore: IdentityStore {
@@ -40,6 +51,16 @@ extension SQLiteConfigStore: IdentityStore {
                 CREATE INDEX issued_certificates_by_id ON issued_certificates(spiffe_id);
                 """)
         }
+        migrator.registerMigration("v3: revoked identities") { db in
+            try db.execute(sql: """
+                CREATE TABLE revoked_identities (
+                    spiffe_id TEXT PRIMARY KEY,
+                    revoked_at TEXT NOT NULL,
+                    revoked_by TEXT NOT NULL,
+                    reason TEXT
+                );
+                """)
+        }
     }
 
     public func createJoinToken(hash: String, spiffeID: SPIFFEID, expiresAt: Date, author: String) throws(ControlPlaneError) {
@@ -60,6 +81,27 @@ extension SQLiteConfigStore: IdentityStore {
             ) else { return nil }
             let id = try SPIFFEID(row["spiffe_id"] as String)
             return JoinTokenRecord(spiffeID: id, expiresAt: Self.parseDate(row["expires_at"]))
+        }
+    }
+
+    public func setRevoked(_ id: SPIFFEID, revoked: Bool, author: String, reason: String?) throws(ControlPlaneError) {
+        try write { db in
+            if revoked {
+                try db.execute(
+                    sql: "INSERT OR REPLACE INTO revoked_identities (spiffe_id, revoked_at, revoked_by, reason) VALUES (?, ?, ?, ?)",
+                    arguments: [id.description, Self.formatDate(Date()), author, reason]
+                )
+            } else {
+                try db.execute(sql: "DELETE FROM revoked_identities WHERE spiffe_id = ?", arguments: [id.description])
+            }
+        }
+    }
+
+    public func revokedIdentities() throws(ControlPlaneError) -> [RevokedIdentity] {
+        try read { db in
+            try Row.fetchAll(db, sql: "SELECT spiffe_id, revoked_at, revoked_by, reason FROM revoked_identities ORDER BY spiffe_id").map { row in
+                RevokedIdentity(spiffeID: row["spiffe_id"], revokedAt: Self.parseDate(row["revoked_at"]), revokedBy: row["revoked_by"], reason: row["reason"])
+            }
         }
     }
 

@@ -184,7 +184,7 @@ public final class SQLiteConfigStore: ConfigStore {
         }
     }
 
-    private func read<T>(_ body: (Database) throws -> T) throws(ControlPlaneError) -> T {
+    func read<T>(_ body: (Database) throws -> T) throws(ControlPlaneError) -> T {
         do {
             return try pool.read(body)
         } catch let error as ControlPlaneError {
