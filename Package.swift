@@ -254,6 +254,8 @@ let package = Package(
                 "TetherProxy",
                 "TetherIdentity",
                 "TetherMeshIdentity",
+                "TetherAdminHTTP",
+                "TetherXDS",
                 "TetherCore",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),

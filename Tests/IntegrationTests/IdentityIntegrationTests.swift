@@ -59,6 +59,10 @@ struct IdentityIntegrationTests {
 
         // The trust bundle arrives over xDS like config.
         #expect(try await proxy.allVersions()["TrustBundle/example.org"] != nil)
+        // The config dump shows the identity's public facts, never its key.
+        let dumped = try #require(try await proxy.configDump()["identity"] as? [String: Any])
+        #expect(dumped["spiffeID"] as? String == triage && dumped["serial"] as? String == svid?.svid.leaf.serialNumber.description)
+        #expect(!(try await proxy.get("/config_dump").body).contains("PRIVATE KEY"))
 
         let proxies = try control.cli(["proxies"])
         #expect(proxies.stdout.contains(triage) && proxies.stdout.contains("SYNCED"), "\(proxies.stdout)")

@@ -4,6 +4,7 @@ import Testing
 import TetherCore
 import TetherIdentity
 import TetherMeshIdentity
+import TetherAdminHTTP
 @testable import TetherProxy
 import TetherXDS
 
@@ -43,5 +44,25 @@ struct LocalResourceChecksTests {
         #expect(checks.check(resource(hostile))?.contains("would cut the proxy off") == true)
         let broken = Resource(name: "example.org", spec: .trustBundle(TrustBundleSpec(trustDomain: "example.org", spiffeBundle: #"{"keys":[{"use":"x509-svid"}]}"#)))
         #expect(checks.check(broken)?.hasPrefix("spec.spiffeBundle:") == true)
+    }
+}
+
+@Suite("Admin endpoint and the proxy's identity")
+struct ProxyAdminIdentityTests {
+    @Test func anExpiredSVIDMakesTheProxyNotReady() throws {
+        let ca = try TrustDomainCA.generate(trustDomain: "example.org")
+        let key = P256.Signing.PrivateKey()
+        let id = try SPIFFEID("spiffe://example.org/agent/triage")
+        let leaf = try ca.issue(publicKey: .init(key.publicKey), for: id, ttl: 60, now: Date() - 3600)
+        let identity = WorkloadIdentityPublisher(WorkloadIdentity(
+            svid: try X509SVID(chain: [leaf], privateKey: key), bundle: TrustBundle(trustDomain: "example.org", x509Authorities: [ca.certificate], jwtAuthorities: [])
+        ))
+        let store = ProxyConfigStore()
+        store.markComplete()
+        let admin = ProxyAdmin(node: id, store: store, identity: identity)
+        let ready = admin.handle(AdminRequest(method: "GET", path: "/ready"))
+        #expect(ready.status == 503 && String(decoding: ready.body, as: UTF8.self).contains("the SVID expired"))
+        let dump = String(decoding: admin.handle(AdminRequest(method: "GET", path: "/config_dump")).body, as: UTF8.self)
+        #expect(dump.contains(id.description) && !dump.contains("PRIVATE"))
     }
 }

@@ -114,7 +114,7 @@ public struct Proxy: Sendable {
             let service = WorkloadAPIService(identity: identity, mintJWTSVID: mintJWTSVID, logger: logger)
             services.append(WorkloadAPIServer(socketPath: socket, service: service, logger: logger))
         }
-        let admin = ProxyAdmin(node: node, store: store)
+        let admin = ProxyAdmin(node: node, store: store, identity: identity)
         services += [
             XDSClient(
                 configuration: .init(host: configuration.control.host, port: configuration.control.port, node: node, identity: identity),

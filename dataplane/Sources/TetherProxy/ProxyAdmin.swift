@@ -1,17 +1,21 @@
 import Foundation
 import TetherAdminHTTP
 import TetherCore
+import TetherMeshIdentity
 import TetherXDS
 
 /// The proxy's loopback admin endpoint: `/ready` and `/config_dump`
-/// (credential values removed).
+/// (credential values removed; of the identity only public facts).
 public struct ProxyAdmin: Sendable {
     let node: SPIFFEID
     let store: ProxyConfigStore
+    /// nil with an insecure control connection.
+    let identity: WorkloadIdentityPublisher?
 
-    public init(node: SPIFFEID, store: ProxyConfigStore) {
+    public init(node: SPIFFEID, store: ProxyConfigStore, identity: WorkloadIdentityPublisher? = nil) {
         self.node = node
         self.store = store
+        self.identity = identity
     }
 
     public func handle(_ request: AdminRequest) -> AdminResponse {
@@ -21,6 +25,10 @@ public struct ProxyAdmin: Sendable {
         switch request.path {
         case "/ready":
             let state = store.current
+            if let svid = identity?.current.svid, svid.notAfter <= Date() {
+                // Peers and the control plane refuse an expired SVID: nothing here can work.
+                return text(503, "not ready: the SVID expired at \(svid.notAfter.formatted(.iso8601)) and could not be renewed; see the log, or bootstrap again with a new join token\n")
+            }
             if !state.complete {
                 return text(503, "not ready: no complete config yet (the control plane has not sent every type and there is no saved config)\n")
             }
@@ -49,7 +57,19 @@ public struct ProxyAdmin: Sendable {
         var lastError: String?
         var lastNACK: String?
         var unresolvedReferences: [String]
+        var identity: Identity?
         var resources: [Entry]
+    }
+
+    /// The public facts of the proxy's identity (never its key).
+    struct Identity: Encodable {
+        var spiffeID: String
+        var serial: String
+        var notBefore: Date
+        var notAfter: Date
+        var trustDomain: String
+        var x509Authorities: Int
+        var jwtAuthorities: [String]
     }
 
     func configDump() -> AdminResponse {
@@ -63,12 +83,21 @@ public struct ProxyAdmin: Sendable {
             lastError: state.lastError,
             lastNACK: state.lastNACK,
             unresolvedReferences: state.config.unresolvedReferences(for: node),
+            identity: identity.map { publisher in
+                let current = publisher.current
+                return Identity(
+                    spiffeID: current.id.description, serial: current.svid.leaf.serialNumber.description,
+                    notBefore: current.svid.notBefore, notAfter: current.svid.notAfter, trustDomain: current.bundle.trustDomain,
+                    x509Authorities: current.bundle.x509Authorities.count, jwtAuthorities: current.bundle.jwtAuthorities.map(\.kid)
+                )
+            },
             resources: state.config.resources.values.sorted { $0.resource.id < $1.resource.id }.map {
                 Dump.Entry(version: $0.version, resource: $0.resource.redactingSecrets())
             }
         )
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
         return AdminResponse(status: 200, body: (try? encoder.encode(dump)) ?? Data())
     }
 
