@@ -95,8 +95,17 @@ struct IdentityIntegrationTests {
         #expect(try await distrustful.exitStatus() != 0)
         #expect(distrustful.log.contains("the server is not trusted"), "\(distrustful.log)")
 
-        // …so the token is still good for the right one.
-        let first = try joiningProxy(control, token: token, pin: pin)
+        // …so the token is still good with the right CA, here from the bundle file
+        // `tether-control bundle` prints.
+        let pem = try control.cli(["bundle"])
+        #expect(pem.status == 0 && pem.stdout.hasPrefix("-----BEGIN CERTIFICATE-----"), "\(pem)")
+        #expect(try control.cli(["bundle", "-o", "ca-hash"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines) == pin)
+        #expect(try control.cli(["bundle", "-o", "spiffe"]).stdout.contains(#""use":"jwt-svid""#))
+        let bundleFile = try control.file("bundle.pem", pem.stdout)
+        let first = try ProxyProcess(
+            xdsPort: control.xdsPort, root: control.root,
+            identity: ["--bootstrap", "127.0.0.1:\(control.bootstrapPort)", "--join-token", token, "--trust-bundle", bundleFile]
+        )
         try await first.waitUntil("the first proxy to join") { first.log.contains("joined the trust domain") }
 
         // Replayed: refused, and the replaying proxy exits with the reason.

@@ -1,6 +1,7 @@
 import Foundation
 import TetherAdminHTTP
 import TetherCore
+import TetherIdentity
 import TetherXDS
 
 /// Routes admin requests to the config manager. Transport-neutral: the Unix
@@ -10,7 +11,7 @@ import TetherXDS
 /// Endpoints (all JSON):
 /// `GET /v1/status`, `GET /v1/resources?kind=&name=`, `GET /v1/revisions?limit=`, `GET /v1/proxies`, `POST /v1/tokens`,
 /// `POST /v1/apply`, `POST /v1/diff`, `POST /v1/delete`, `POST /v1/rollback`, `POST /v1/explain`,
-/// `GET|POST /v1/revocations`.
+/// `GET|POST /v1/revocations`, `GET /v1/bundle`.
 public struct AdminAPI: Sendable {
     public let manager: ConfigManager
     public let identity: IdentityService
@@ -56,6 +57,10 @@ public struct AdminAPI: Sendable {
                 }
                 try identity.setRevoked(id, revoked: body.revoked, author: author, reason: body.reason)
                 return ok(AdminProtocol.RevocationsResponse(revoked: try identity.revokedIdentities()))
+            case ("GET", "/v1/bundle"):
+                let bundle = identity.bundle
+                let pem = bundle.x509Authorities.map { (try? $0.serializeAsPEM().pemString) ?? "" }.joined(separator: "\n") + "\n"
+                return ok(AdminProtocol.BundleResponse(trustDomain: bundle.trustDomain, spiffeBundle: bundle.spiffeBundleJSON, pem: pem, caHash: identity.caHash))
             case ("GET", "/v1/revocations"):
                 return ok(AdminProtocol.RevocationsResponse(revoked: try identity.revokedIdentities()))
             case ("POST", "/v1/explain"):

@@ -96,6 +96,18 @@ public enum AdminProtocol {
         }
     }
 
+    /// The trust domain's bundle, for distributing trust (`--trust-bundle`,
+    /// federation). Public keys only.
+    public struct BundleResponse: Hashable, Sendable, Codable {
+        public var trustDomain: String
+        /// SPIFFE bundle format (JWK Set with x509-svid and jwt-svid keys).
+        public var spiffeBundle: String
+        /// The X.509 authorities as PEM.
+        public var pem: String
+        /// The CA pin for `tether-proxy --ca-hash`.
+        public var caHash: String
+    }
+
     /// `revoke` / `unrevoke`.
     public struct RevocationRequest: Hashable, Sendable, Codable {
         public var spiffeID: String
