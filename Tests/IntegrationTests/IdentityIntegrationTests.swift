@@ -63,6 +63,12 @@ struct IdentityIntegrationTests {
         let dumped = try #require(try await proxy.configDump()["identity"] as? [String: Any])
         #expect(dumped["spiffeID"] as? String == triage && dumped["serial"] as? String == svid?.svid.leaf.serialNumber.description)
         #expect(!(try await proxy.get("/config_dump").body).contains("PRIVATE KEY"))
+        // Prometheus metrics on the admin port: SVID expiry, connection, config updates.
+        let metrics = try await proxy.get("/metrics").body
+        let expiry = Int(svid?.svid.notAfter.timeIntervalSince1970 ?? 0)
+        #expect(metrics.contains("tether_proxy_svid_expiry_timestamp_seconds \(expiry)") || metrics.contains("tether_proxy_svid_expiry_timestamp_seconds \(expiry).0"), "\(metrics)")
+        #expect(metrics.contains("tether_proxy_xds_connected 1") || metrics.contains("tether_proxy_xds_connected 1.0"), "\(metrics)")
+        #expect(metrics.contains(#"tether_proxy_config_updates_total{result="accepted"} 7"#), "\(metrics)")
 
         let proxies = try control.cli(["proxies"])
         #expect(proxies.stdout.contains(triage) && proxies.stdout.contains("SYNCED"), "\(proxies.stdout)")

@@ -58,6 +58,7 @@ public struct Proxy: Sendable {
     public let services: [any Service]
 
     public init(configuration: Configuration, logger: Logger) async throws(ProxyError) {
+        let metrics = ProxyMetrics()
         guard mkdir(configuration.dataDirectory, 0o700) == 0 || errno == EEXIST else {
             throw ProxyError("cannot create data directory \(configuration.dataDirectory): \(String(cString: strerror(errno)))")
         }
@@ -82,7 +83,7 @@ public struct Proxy: Sendable {
             identity = publisher
             let client = try ControlPlaneIdentityClient(control: configuration.control, identity: publisher, logger: logger)
             mintJWTSVID = { audience in try await client.mintJWTSVID(audience: audience) }
-            services += [client, SVIDRotator(identity: publisher, client: client, files: files, logger: logger)]
+            services += [client, SVIDRotator(identity: publisher, client: client, files: files, metrics: metrics, logger: logger)]
         case .workloadAPI(let endpoint, let expectedNode):
             let current = try await WorkloadAPIIdentitySource.fetchInitial(endpoint: endpoint, logger: logger)
             if let expectedNode, expectedNode != current.id {
@@ -114,11 +115,11 @@ public struct Proxy: Sendable {
             let service = WorkloadAPIService(identity: identity, mintJWTSVID: mintJWTSVID, logger: logger)
             services.append(WorkloadAPIServer(socketPath: socket, service: service, logger: logger))
         }
-        let admin = ProxyAdmin(node: node, store: store, identity: identity)
+        let admin = ProxyAdmin(node: node, store: store, identity: identity, metrics: metrics)
         services += [
             XDSClient(
                 configuration: .init(host: configuration.control.host, port: configuration.control.port, node: node, identity: identity),
-                store: store, file: file, logger: logger
+                store: store, file: file, metrics: metrics, logger: logger
             ),
             LocalHTTPServer(address: .tcp(host: configuration.adminHost, port: configuration.adminPort), logger: logger) { request, _ in
                 admin.handle(request)

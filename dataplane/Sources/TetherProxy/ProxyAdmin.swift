@@ -4,18 +4,20 @@ import TetherCore
 import TetherMeshIdentity
 import TetherXDS
 
-/// The proxy's loopback admin endpoint: `/ready` and `/config_dump`
+/// The proxy's loopback admin endpoint: `/ready`, `/metrics` and `/config_dump`
 /// (credential values removed; of the identity only public facts).
 public struct ProxyAdmin: Sendable {
     let node: SPIFFEID
     let store: ProxyConfigStore
     /// nil with an insecure control connection.
     let identity: WorkloadIdentityPublisher?
+    let metrics: ProxyMetrics
 
-    public init(node: SPIFFEID, store: ProxyConfigStore, identity: WorkloadIdentityPublisher? = nil) {
+    public init(node: SPIFFEID, store: ProxyConfigStore, identity: WorkloadIdentityPublisher? = nil, metrics: ProxyMetrics = ProxyMetrics()) {
         self.node = node
         self.store = store
         self.identity = identity
+        self.metrics = metrics
     }
 
     public func handle(_ request: AdminRequest) -> AdminResponse {
@@ -39,8 +41,10 @@ public struct ProxyAdmin: Sendable {
             return text(200, "ready\n")
         case "/config_dump":
             return configDump()
+        case "/metrics":
+            return AdminResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: Data(metrics.scrape(store: store, identity: identity)))
         default:
-            return text(404, "unknown path \(request.path); try /ready or /config_dump\n")
+            return text(404, "unknown path \(request.path); try /ready, /config_dump or /metrics\n")
         }
     }
 

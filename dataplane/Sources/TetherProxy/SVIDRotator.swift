@@ -12,6 +12,7 @@ struct SVIDRotator: Service {
     let identity: WorkloadIdentityPublisher
     let client: ControlPlaneIdentityClient
     let files: SVIDFiles
+    let metrics: ProxyMetrics
     let logger: Logger
 
     func run() async throws {
@@ -31,6 +32,7 @@ struct SVIDRotator: Service {
                         logger.error("cannot save the renewed SVID", metadata: ["error": "\(error)"])
                     }
                     failures = 0
+                    metrics.svidRenewals.increment()
                     next = renewed.svid.renewalTime()
                     logger.info("SVID rotated", metadata: [
                         "tether.node": "\(renewed.id)", "tether.svid.serial": "\(renewed.svid.leaf.serialNumber)",
@@ -40,6 +42,7 @@ struct SVIDRotator: Service {
                     return
                 } catch {
                     failures += 1
+                    metrics.svidRenewalFailures.increment()
                     next = Date() + min(30, 0.5 * Double(1 << min(failures, 6)))
                     logger.warning("SVID renewal failed; will retry", metadata: [
                         "error": "\(error)", "tether.svid.expires": "\(identity.current.svid.notAfter.formatted(.iso8601))",

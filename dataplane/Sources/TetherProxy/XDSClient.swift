@@ -33,9 +33,11 @@ public struct XDSClient: Service {
     let checks: LocalResourceChecks
     let store: ProxyConfigStore
     let file: LastGoodConfigFile
+    let metrics: ProxyMetrics
     let logger: Logger
 
-    public init(configuration: Configuration, store: ProxyConfigStore, file: LastGoodConfigFile, logger: Logger) {
+    public init(configuration: Configuration, store: ProxyConfigStore, file: LastGoodConfigFile, metrics: ProxyMetrics = ProxyMetrics(), logger: Logger) {
+        self.metrics = metrics
         self.configuration = configuration
         checks = LocalResourceChecks(identity: configuration.identity)
         self.store = store
@@ -94,6 +96,7 @@ public struct XDSClient: Service {
                     case .accepted(let config, let ack):
                         store.replace(config, source: .xds)
                         checks.apply(config)
+                        metrics.configAccepted.increment()
                         do {
                             try file.save(config)
                         } catch {
@@ -108,6 +111,7 @@ public struct XDSClient: Service {
                         if accepted.count == TetherTypes.pushOrder.count { store.markComplete() }
                     case .rejected(let reason, let nack):
                         store.rejected(reason)
+                        metrics.configRejected.increment()
                         logger.warning("config rejected; keeping the last good config", metadata: ["tether.xds.type": "\(message.typeURL)", "reason": "\(reason)"])
                         send.yield(nack)
                     }
