@@ -61,11 +61,14 @@ public struct X509SVID: Sendable {
 
     public var privateKeyPEM: String { privateKey.pemRepresentation + "\n" }
 
-    /// A PKCS#10 request for `id`, signed with `key`: proof of possession
-    /// for the CA, which issues only the identity the caller is entitled to.
-    public static func certificateSigningRequest(for id: SPIFFEID, key: P256.Signing.PrivateKey) throws(IdentityError) -> [UInt8] {
+    /// A PKCS#10 request signed with `key`: proof of possession for the CA,
+    /// which issues only the identity the caller is entitled to. Without
+    /// `id` it asks for no SPIFFE ID (a join: the token names it).
+    public static func certificateSigningRequest(for id: SPIFFEID?, key: P256.Signing.PrivateKey) throws(IdentityError) -> [UInt8] {
         do {
-            let extensions = try Certificate.Extensions { SubjectAlternativeNames([.uniformResourceIdentifier(id.description)]) }
+            let extensions = try Certificate.Extensions {
+                if let id { SubjectAlternativeNames([.uniformResourceIdentifier(id.description)]) }
+            }
             let csr = try CertificateSigningRequest(
                 version: .v1,
                 subject: try DistinguishedName { OrganizationName("Tether") },
@@ -77,7 +80,7 @@ public struct X509SVID: Sendable {
             try serializer.serialize(csr)
             return serializer.serializedBytes
         } catch {
-            throw IdentityError(.invalidRequest, "cannot create a certificate signing request for \(id): \(error)")
+            throw IdentityError(.invalidRequest, "cannot create a certificate signing request: \(error)")
         }
     }
 }

@@ -65,6 +65,9 @@ struct TrustBundleTests {
         let issued = try ca.issue(csr: csr, for: triage)
         #expect(issued.publicKey == Certificate.PublicKey(key.publicKey))
         #expect(throws: IdentityError.self) { try ca.issue(csr: csr, for: try SPIFFEID("spiffe://example.org/agent/other")) }
+        // A join's CSR names no identity: the token does.
+        let anonymous = try CertificateSigningRequest(derEncoded: try X509SVID.certificateSigningRequest(for: nil, key: key))
+        #expect(try SVIDValidator.spiffeID(of: try ca.issue(csr: anonymous, for: triage)).get() == triage)
     }
 
     @Test func jwtSVIDsValidateOnlyWithEveryRuleMet() async throws {

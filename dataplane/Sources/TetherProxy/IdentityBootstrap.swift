@@ -46,7 +46,7 @@ public enum IdentityBootstrap {
                 // The join token names the SPIFFE ID; the CSR carries only the key.
                 var request = Tether_Identity_V1_JoinRequest()
                 request.joinToken = token
-                request.csr = Data(try csr(key: key))
+                request.csr = Data(try X509SVID.certificateSigningRequest(for: nil, key: key))
                 var options = CallOptions.defaults
                 options.timeout = .seconds(15)
                 return try await Tether_Identity_V1_Bootstrap.Client(wrapping: client).join(request, options: options)
@@ -68,17 +68,5 @@ public enum IdentityBootstrap {
             throw ProxyError("the control plane's bundle does not contain the CA this proxy was told to trust; check --trust-bundle / --ca-hash")
         }
         return identity
-    }
-
-    /// A CSR without a SAN: the CA issues the identity the token was made for.
-    static func csr(key: P256.Signing.PrivateKey) throws -> [UInt8] {
-        let request = try CertificateSigningRequest(
-            version: .v1,
-            subject: try DistinguishedName { OrganizationName("Tether") },
-            privateKey: Certificate.PrivateKey(key),
-            attributes: CertificateSigningRequest.Attributes(),
-            signatureAlgorithm: .ecdsaWithSHA256
-        )
-        return try request.serializeAsPEM().derBytes
     }
 }
