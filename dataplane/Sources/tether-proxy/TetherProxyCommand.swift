@@ -65,7 +65,7 @@ struct Run: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Unix socket for the SPIFFE Workload API, which gives the co-located agent this proxy's identity (point the agent's SPIFFE_ENDPOINT_SOCKET at unix://<path>); \"none\" to serve none. Default: <data-dir>/workload.sock.", valueName: "path"))
     var workloadAPISocket: String?
 
-    @Option(help: ArgumentHelp("Loopback address of the admin endpoint (/ready, /config_dump).", valueName: "host:port"))
+    @Option(help: ArgumentHelp("Loopback address of the admin endpoint (/ready, /config_dump, /metrics).", valueName: "host:port"))
     var adminAddress = "127.0.0.1:15000"
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
