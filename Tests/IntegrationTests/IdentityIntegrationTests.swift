@@ -108,9 +108,11 @@ struct IdentityIntegrationTests {
         #expect(try control.cli(["bundle", "-o", "ca-hash"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines) == pin)
         #expect(try control.cli(["bundle", "-o", "spiffe"]).stdout.contains(#""use":"jwt-svid""#))
         let bundleFile = try control.file("bundle.pem", pem.stdout)
+        // The token from the environment, out of the process list.
         let first = try ProxyProcess(
             xdsPort: control.xdsPort, root: control.root,
-            identity: ["--bootstrap", "127.0.0.1:\(control.bootstrapPort)", "--join-token", token, "--trust-bundle", bundleFile]
+            identity: ["--bootstrap", "127.0.0.1:\(control.bootstrapPort)", "--trust-bundle", bundleFile],
+            environment: ["TETHER_JOIN_TOKEN": token]
         )
         try await first.waitUntil("the first proxy to join") { first.log.contains("joined the trust domain") }
 

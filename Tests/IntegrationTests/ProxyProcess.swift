@@ -14,6 +14,8 @@ final class ProxyProcess: @unchecked Sendable {
     let logPath: String
     /// How it gets its identity: `--insecure-xds --node-id …` or a join.
     var identityArguments: [String]
+    /// Added to the inherited environment.
+    var environment: [String: String] = [:]
     private var process: Process?
 
     /// Plaintext xDS as `node` (`--insecure-xds`).
@@ -21,9 +23,10 @@ final class ProxyProcess: @unchecked Sendable {
         try self.init(xdsPort: xdsPort, root: root, identity: ["--insecure-xds", "--node-id", node])
     }
 
-    init(xdsPort: Int, root: URL, identity: [String], waitForAdmin: Bool = true) throws {
+    init(xdsPort: Int, root: URL, identity: [String], environment: [String: String] = [:], waitForAdmin: Bool = true) throws {
         self.xdsPort = xdsPort
         identityArguments = identity
+        self.environment = environment
         adminPort = freePort()
         // Short: the Workload API socket lives in it, and socket paths are limited to 107 bytes.
         let directory = root.appendingPathComponent("proxy-\(UUID().uuidString.prefix(8))")
@@ -48,6 +51,9 @@ final class ProxyProcess: @unchecked Sendable {
         process.arguments = [
             "run", "--control", "127.0.0.1:\(xdsPort)", "--data-dir", dataDirectory, "--admin-address", "127.0.0.1:\(adminPort)",
         ] + identityArguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        }
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         log.seekToEndOfFile()
         process.standardOutput = log

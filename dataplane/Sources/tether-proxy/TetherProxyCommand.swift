@@ -41,7 +41,7 @@ struct Run: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The control plane's bootstrap address (default: the --control host, port 15013).", valueName: "host:port"))
     var bootstrap: String?
 
-    @Option(help: ArgumentHelp("Single-use join token for the first SVID.", valueName: "token"))
+    @Option(help: ArgumentHelp("Single-use join token for the first SVID. Or set TETHER_JOIN_TOKEN, which keeps it out of the process list.", valueName: "token"))
     var joinToken: String?
 
     @Option(help: ArgumentHelp("CA certificates (PEM) to verify the control plane with when joining.", valueName: "file"))
@@ -128,7 +128,8 @@ struct Run: AsyncParsableCommand {
             bootstrapAddress = try HostPort(control.host.contains(":") ? "[\(control.host)]:15013" : "\(control.host):15013")
         }
         var join: (token: String, trust: IdentityBootstrap.Trust)?
-        if let joinToken {
+        let environmentToken = ProcessInfo.processInfo.environment["TETHER_JOIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+        if let joinToken = joinToken ?? environmentToken {
             switch (trustBundle, caHash) {
             case (let path?, nil):
                 guard let pem = try? String(contentsOfFile: path, encoding: .utf8) else { throw ValidationError("--trust-bundle \(path) cannot be read") }
