@@ -141,6 +141,14 @@ public struct AuthorizationEngine: Sendable {
         return first!
     }
 
+    /// Whether some route brings `agent` to `backend`. The serving side
+    /// requires it for the requests of a session that carry no call (the
+    /// GET event stream, the DELETE that ends the session): each call on
+    /// that session is still decided on its own.
+    public func reaches(_ agent: SPIFFEID, backend: String) -> Bool {
+        routes.values.contains { $0.backend == backend && $0.agents.contains { $0.matches(agent) } }
+    }
+
     /// Whether an item of a listing result may stay in it: whether the
     /// caller may use it (call the tool, read the resource, get the prompt).
     public func permits(_ item: MCPCall.Target, listing call: MCPCall, route: String) -> Bool {

@@ -78,6 +78,11 @@ public struct MCPProtocolError: Error, Hashable, Sendable, CustomStringConvertib
     public static let invalidParams = -32602
     /// MCP 2026-07-28: the mirrored headers are missing or disagree with the body.
     public static let headerMismatch = -32020
+    /// A call the caller may not make (an AuthorizationPolicy denies it),
+    /// answered with HTTP 403; in the JSON-RPC range for server errors.
+    public static let accessDenied = -32003
+    /// The proxy could not reach the MCP server (HTTP 502/503/504).
+    public static let upstreamUnavailable = -32004
 
     public init(status: Int, code: Int, message: String, id: JSONRPCID? = nil) {
         self.status = status

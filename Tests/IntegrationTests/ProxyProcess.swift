@@ -10,6 +10,13 @@ final class ProxyProcess: @unchecked Sendable {
     // owning test from one task at a time.
     let xdsPort: Int
     let adminPort: Int
+    /// The data-path listeners, on free loopback ports.
+    let outboundPort: Int
+    let inboundPort: Int
+    /// The JSON access log, one line per MCP request.
+    let accessLogPath: String
+    /// Added to the command line.
+    var extraArguments: [String]
     let dataDirectory: String
     let logPath: String
     /// How it gets its identity: `--insecure-xds --node-id …` or a join.
@@ -23,15 +30,19 @@ final class ProxyProcess: @unchecked Sendable {
         try self.init(xdsPort: xdsPort, root: root, identity: ["--insecure-xds", "--node-id", node])
     }
 
-    init(xdsPort: Int, root: URL, identity: [String], environment: [String: String] = [:], waitForAdmin: Bool = true) throws {
+    init(xdsPort: Int, root: URL, identity: [String], environment: [String: String] = [:], arguments: [String] = [], waitForAdmin: Bool = true) throws {
         self.xdsPort = xdsPort
         identityArguments = identity
         self.environment = environment
+        extraArguments = arguments
         adminPort = freePort()
+        outboundPort = freePort()
+        inboundPort = freePort()
         // Short: the Workload API socket lives in it, and socket paths are limited to 107 bytes.
         let directory = root.appendingPathComponent("proxy-\(UUID().uuidString.prefix(8))")
         dataDirectory = directory.path
         logPath = directory.path + ".log"
+        accessLogPath = directory.path + ".access.log"
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         try start(waitForAdmin: waitForAdmin)
     }
@@ -50,7 +61,8 @@ final class ProxyProcess: @unchecked Sendable {
         process.executableURL = URL(fileURLWithPath: tetherProxyBinary)
         process.arguments = [
             "run", "--control", "127.0.0.1:\(xdsPort)", "--data-dir", dataDirectory, "--admin-address", "127.0.0.1:\(adminPort)",
-        ] + identityArguments
+            "--outbound-address", "127.0.0.1:\(outboundPort)", "--inbound-address", "127.0.0.1:\(inboundPort)", "--access-log", accessLogPath,
+        ] + identityArguments + extraArguments
         if !environment.isEmpty {
             process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
         }
@@ -77,6 +89,12 @@ final class ProxyProcess: @unchecked Sendable {
         return process?.terminationStatus ?? -1
     }
 
+    /// The running process's PID (nil when stopped).
+    func processID() async throws -> Int32? {
+        guard let process, process.isRunning else { return nil }
+        return process.processIdentifier
+    }
+
     func stop() -> Int32 {
         guard let process else { return -1 }
         process.terminate()
@@ -85,6 +103,12 @@ final class ProxyProcess: @unchecked Sendable {
     }
 
     var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    /// The access-log records written so far.
+    var accessLog: [[String: Any]] {
+        let text = (try? String(contentsOfFile: accessLogPath, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+    }
 
     func get(_ path: String) async throws -> (status: Int, body: String) {
         let (data, response) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(adminPort)\(path)")!)

@@ -57,7 +57,7 @@ struct ProxyAdminIdentityTests {
         let identity = WorkloadIdentityPublisher(WorkloadIdentity(
             svid: try X509SVID(chain: [leaf], privateKey: key), bundle: TrustBundle(trustDomain: "example.org", x509Authorities: [ca.certificate], jwtAuthorities: [])
         ))
-        let store = ProxyConfigStore()
+        let store = ProxyConfigStore(node: id)
         store.markComplete()
         let admin = ProxyAdmin(node: id, store: store, identity: identity)
         let ready = admin.handle(AdminRequest(method: "GET", path: "/ready"))

@@ -1,5 +1,8 @@
 import Foundation
 import Logging
+import NIOCertificateReloading
+import NIOCore
+import NIOSSL
 import ServiceLifecycle
 import TetherAdminHTTP
 import TetherCore
@@ -43,6 +46,15 @@ public struct Proxy: Sendable {
         /// Where to serve the SPIFFE Workload API to the co-located agent
         /// (not with an insecure control connection); nil serves none.
         public var workloadAPISocket: String?
+        /// The agent's listener (cleartext, loopback only); nil serves none.
+        public var outbound: HostPort? = try? HostPort("127.0.0.1:15001")
+        /// The mTLS listener in front of a local MCP server; nil serves none.
+        public var inbound: HostPort? = try? HostPort("0.0.0.0:15006")
+        /// Access log: a path, "-" for stdout, nil for none.
+        public var accessLog: String? = "-"
+        /// How long a client may take to send a request head.
+        public var requestHeaderTimeout: Duration = .seconds(30)
+        public var maxRequestBody: Int = MCPRequestInspector.defaultBodyLimit
 
         public init(control: HostPort, identity: IdentitySource) {
             self.control = control
@@ -97,7 +109,7 @@ public struct Proxy: Sendable {
             mintJWTSVID = { audience in try await source.mintJWTSVID(audience: audience) }
             services.append(source)
         }
-        store = ProxyConfigStore()
+        store = ProxyConfigStore(node: node)
         let file = LastGoodConfigFile(directory: configuration.dataDirectory)
         do {
             if let saved = try file.load() {
@@ -115,6 +127,7 @@ public struct Proxy: Sendable {
             let service = WorkloadAPIService(identity: identity, mintJWTSVID: mintJWTSVID, logger: logger)
             services.append(WorkloadAPIServer(socketPath: socket, service: service, logger: logger))
         }
+        services += try Self.dataPath(configuration: configuration, node: node, store: store, identity: identity, metrics: metrics, logger: logger)
         let admin = ProxyAdmin(node: node, store: store, identity: identity, metrics: metrics)
         services += [
             XDSClient(
@@ -126,6 +139,56 @@ public struct Proxy: Sendable {
             },
         ]
         self.services = services
+    }
+
+    /// The outbound and inbound listeners, sharing one upstream pool.
+    static func dataPath(
+        configuration: Configuration, node: SPIFFEID, store: ProxyConfigStore, identity: WorkloadIdentityPublisher?, metrics: ProxyMetrics, logger: Logger
+    ) throws(ProxyError) -> [any Service] {
+        let accessLog = try AccessLog(destination: configuration.accessLog)
+        let upstreams = UpstreamPool(identity: identity, logger: logger)
+        func handler(_ role: MCPProxyHandler.Role) -> MCPProxyHandler {
+            MCPProxyHandler(role: role, node: node, store: store, upstreams: upstreams, metrics: metrics, accessLog: accessLog, logger: logger)
+        }
+        func listener(_ name: String, _ address: HostPort, tls: HTTPListener.TLS?) -> HTTPListener.Configuration {
+            HTTPListener.Configuration(
+                name: name, host: address.host, port: address.port, tls: tls,
+                headerTimeout: TimeAmount(configuration.requestHeaderTimeout), bodyLimit: configuration.maxRequestBody
+            )
+        }
+        var services: [any Service] = []
+        if let outbound = configuration.outbound {
+            guard EndpointURL.isLoopback(outbound.host) else {
+                throw ProxyError("the outbound listener is cleartext and serves the co-located agent only: bind it to a loopback address, not \(outbound.host)")
+            }
+            services.append(HTTPListener(configuration: listener("outbound", outbound, tls: nil), handler: handler(.outbound), metrics: metrics, logger: logger))
+        }
+        if let inbound = configuration.inbound {
+            if let identity {
+                let tls = try inboundTLS(identity: identity, logger: logger)
+                services.append(HTTPListener(configuration: listener("inbound", inbound, tls: tls), handler: handler(.inbound), metrics: metrics, logger: logger))
+            } else {
+                logger.notice("not serving the inbound listener: it is mTLS only, and with --insecure-xds this proxy has no SVID")
+            }
+        }
+        return services
+    }
+
+    /// The inbound listener's TLS: the current SVID on every handshake, and
+    /// the peer must present an X.509-SVID of the trust domain.
+    static func inboundTLS(identity: WorkloadIdentityPublisher, logger: Logger) throws(ProxyError) -> HTTPListener.TLS {
+        do {
+            let roots = try identity.current.bundle.x509Authorities.map { try NIOSSLCertificate(bytes: $0.derBytes, format: .der) }
+            var tls = try TLSConfiguration.makeServerConfigurationWithMTLS(
+                certificateReloader: SVIDCertificateReloader { identity.current.svid }, trustRoots: .certificates(roots)
+            )
+            tls.applicationProtocols = ["h2", "http/1.1"]
+            tls.minimumTLSVersion = .tlsv12
+            let verifier = SPIFFEPeerVerifier(role: "inbound", logger: logger, bundle: { identity.current.bundle })
+            return HTTPListener.TLS(context: try NIOSSLContext(configuration: tls), verifier: verifier.callback)
+        } catch {
+            throw ProxyError("cannot set up the inbound listener's TLS: \(error)")
+        }
     }
 
     /// The saved SVID while it is still valid — a restart needs no new

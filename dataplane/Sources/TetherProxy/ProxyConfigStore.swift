@@ -18,20 +18,30 @@ public final class ProxyConfigStore: Sendable {
         public var connected: Bool
         public var lastError: String?
         public var lastNACK: String?
+        /// `config` compiled for the request path.
+        public var dataPlane: DataPlaneConfig
     }
 
     public enum Source: String, Sendable, Codable {
         case none, cache, xds
     }
 
-    private let state = Mutex(State(config: ProxyConfig(), source: .none, complete: false, connected: false))
+    /// Whose config this is: routes and served backends are this node's.
+    public let node: SPIFFEID
+    private let state: Mutex<State>
 
-    public init() {}
+    public init(node: SPIFFEID) {
+        self.node = node
+        state = Mutex(State(config: ProxyConfig(), source: .none, complete: false, connected: false, dataPlane: DataPlaneConfig(config: ProxyConfig(), node: node)))
+    }
 
     public var current: State { state.withLock { $0 } }
 
     public func replace(_ config: ProxyConfig, source: Source) {
+        // Compiled outside the lock: requests keep reading the old one meanwhile.
+        let dataPlane = DataPlaneConfig(config: config, node: node)
         state.withLock {
+            $0.dataPlane = dataPlane
             $0.config = config
             $0.source = source
             $0.lastNACK = nil

@@ -34,6 +34,59 @@ public final class ProxyMetrics: Sendable {
         resources = registry.makeGauge(descriptor: name("config", "resources", "", "Resources in the config in use."))
     }
 
+    // MARK: Data path
+
+    static let latencyBuckets: [Duration] = [
+        .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25),
+        .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10),
+    ]
+
+    /// MCP methods get their own label value; anything else a client sends
+    /// is "other", so a client cannot grow the metric without bound.
+    static let knownMethods: Set<String> = [
+        "initialize", "ping", "server/discover", "tools/list", "tools/call", "resources/list", "resources/templates/list",
+        "resources/read", "resources/subscribe", "resources/unsubscribe", "prompts/list", "prompts/get", "completion/complete",
+        "logging/setLevel", "notifications/initialized", "notifications/cancelled", "notifications/progress",
+        "notifications/roots/list_changed", "GET", "DELETE", "response",
+    ]
+
+    private func descriptor(_ subsystem: String, _ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "tether_proxy", subsystem: subsystem, metricName: metric, unitName: unit, helpText: help)
+    }
+
+    /// One MCP request, once it is answered.
+    func recordRequest(listener: String, route: String, method: String, decision: String, status: Int, duration: Duration) {
+        let method = Self.knownMethods.contains(method) ? method : "other"
+        registry.makeCounter(
+            descriptor: descriptor("mcp", "requests", "total", "MCP requests, by listener, route (or served backend), method, decision and response status."),
+            labels: [("listener", listener), ("route", route), ("method", method), ("decision", decision), ("status", "\(status)")]
+        ).increment()
+        registry.makeDurationHistogram(
+            descriptor: descriptor("mcp", "request_duration", "seconds", "Time to answer an MCP request, until its response ended."),
+            labels: [("listener", listener), ("route", route)],
+            buckets: Self.latencyBuckets
+        ).record(duration)
+    }
+
+    func recordUpstreamError(listener: String, route: String, code: String) {
+        registry.makeCounter(
+            descriptor: descriptor("upstream", "errors", "total", "Requests that failed on the way to or back from the upstream, by cause."),
+            labels: [("listener", listener), ("route", route), ("code", code)]
+        ).increment()
+    }
+
+    private func active(_ what: String, listener: String) -> Gauge {
+        registry.makeGauge(
+            descriptor: descriptor("downstream", "active_\(what)", "", "Open downstream \(what) on the data-path listeners."),
+            labels: [("listener", listener)]
+        )
+    }
+
+    func connectionOpened(listener: String) { active("connections", listener: listener).increment() }
+    func connectionClosed(listener: String) { active("connections", listener: listener).decrement() }
+    func streamOpened(listener: String) { active("streams", listener: listener).increment() }
+    func streamClosed(listener: String) { active("streams", listener: listener).decrement() }
+
     /// The exposition text, after sampling the current state.
     func scrape(store: ProxyConfigStore, identity: WorkloadIdentityPublisher?) -> [UInt8] {
         let state = store.current

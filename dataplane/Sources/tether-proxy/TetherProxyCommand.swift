@@ -68,6 +68,21 @@ struct Run: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Loopback address of the admin endpoint (/ready, /config_dump, /metrics).", valueName: "host:port"))
     var adminAddress = "127.0.0.1:15000"
 
+    @Option(help: ArgumentHelp("The agent's MCP listener: cleartext HTTP/1.1 and h2c, loopback only; \"none\" to serve none.", valueName: "host:port"))
+    var outboundAddress = "127.0.0.1:15001"
+
+    @Option(help: ArgumentHelp("The mTLS listener in front of a local MCP server (peers must present an X.509-SVID of the trust domain); \"none\" to serve none.", valueName: "host:port"))
+    var inboundAddress = "0.0.0.0:15006"
+
+    @Option(help: ArgumentHelp("Where to write the JSON access log, one line per MCP request: a file, \"-\" for stdout, or \"none\".", valueName: "path"))
+    var accessLog = "-"
+
+    @Option(help: ArgumentHelp("Seconds a client may take to send a request's headers (and an idle keep-alive connection may stay open) before it is closed.", valueName: "seconds"))
+    var requestHeaderTimeout: Double = 30
+
+    @Option(help: ArgumentHelp("The largest request body accepted, in bytes; larger ones get 413.", valueName: "bytes"))
+    var maxRequestBody = 4 * 1024 * 1024
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
@@ -94,6 +109,20 @@ struct Run: AsyncParsableCommand {
         configuration.dataDirectory = dataDir
         configuration.adminHost = admin.host
         configuration.adminPort = admin.port
+        func listener(_ flag: String, _ value: String) throws -> HostPort? {
+            guard value != "none" else { return nil }
+            guard let address = try? HostPort(value) else { throw ValidationError("--\(flag) \(value) is not host:port (or \"none\")") }
+            return address
+        }
+        configuration.outbound = try listener("outbound-address", outboundAddress)
+        configuration.inbound = try listener("inbound-address", inboundAddress)
+        configuration.accessLog = accessLog == "none" ? nil : accessLog
+        guard requestHeaderTimeout > 0, requestHeaderTimeout <= 3600 else {
+            throw ValidationError("--request-header-timeout must be between 0 and 3600 seconds")
+        }
+        configuration.requestHeaderTimeout = .seconds(requestHeaderTimeout)
+        guard maxRequestBody > 0 else { throw ValidationError("--max-request-body must be positive") }
+        configuration.maxRequestBody = maxRequestBody
         if !insecureXDS {
             let socket = workloadAPISocket ?? URL(fileURLWithPath: dataDir).standardizedFileURL.appendingPathComponent("workload.sock").path
             configuration.workloadAPISocket = socket == "none" ? nil : socket

@@ -1,0 +1,259 @@
+#!/usr/bin/env python3
+"""MCP test peer for Tether integration tests (MCP Python SDK `mcp` 2.x).
+
+  server: python3 mcp_peer.py server --port PORT [--host 127.0.0.1] [--legacy-only]
+      Streamable HTTP MCPServer at /mcp, stateful sessions (serves 2026-07-28 *and*
+      the handshake generation), default DNS-rebinding protection (wrong Host -> 421).
+      Prints "READY" once listening; exits cleanly on SIGTERM.
+      --legacy-only answers every 2026-07-28 request with HTTP 400 / JSON-RPC -32022
+      (data.supported = handshake versions), so only the initialize generation works.
+  client: python3 mcp_peer.py client --url URL --generation {2026-07-28,2025-11-25}
+              [--scenario basic] [--call TOOL [--args JSON]]... [--timeout S] [--trace]
+      Prints ONE JSON object on stdout. Exit 0 = ran to the end, 2 = connection failure.
+      --trace logs every HTTP exchange (request headers, status) to stderr.
+"""
+import argparse
+import asyncio
+import json
+import signal
+import sys
+import time
+
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+
+MODERN = "2026-07-28"
+LEGACY = "2025-11-25"
+
+
+# ----------------------------------------------------------------------------- server
+def build_server():
+    from mcp.server.mcpserver import Context, MCPServer
+
+    mcp = MCPServer("tether-upstream", log_level="WARNING")
+
+    @mcp.tool()
+    def echo(text: str) -> str:
+        """Return the text unchanged."""
+        return text
+
+    @mcp.tool()
+    def add(a: int, b: int) -> int:
+        """Add two integers."""
+        return a + b
+
+    @mcp.tool()
+    def delete_repo(name: str) -> str:
+        """A 'dangerous' tool, for policy tests."""
+        return f"deleted {name}"
+
+    @mcp.tool()
+    async def slow_count(n: int, ctx: Context) -> str:
+        """Send n progress notifications ~50 ms apart, then return. With a progressToken in the
+        request the first notification makes the server answer with an SSE stream."""
+        for i in range(1, n + 1):
+            await ctx.report_progress(i, n, f"step {i}")
+            await asyncio.sleep(0.05)
+        return f"counted {n}"
+
+    @mcp.resource("file:///readme", mime_type="text/plain")
+    def readme() -> str:
+        return "Tether integration-test upstream."
+
+    @mcp.prompt()
+    def greet(name: str) -> str:
+        """Greet someone."""
+        return f"Hello, {name}!"
+
+    return mcp
+
+
+def legacy_only(app):
+    """ASGI wrapper: reject 2026-07-28-era requests the way a handshake-only server would
+    (-32022 naming only handshake versions); an auto-negotiating client then falls back."""
+
+    async def wrapped(scope, receive, send):
+        if scope["type"] == "http":
+            pv = dict(scope["headers"]).get(b"mcp-protocol-version", b"").decode("latin-1")
+            if pv and pv not in HANDSHAKE_PROTOCOL_VERSIONS:
+                body = json.dumps({"jsonrpc": "2.0", "id": None, "error": {
+                    "code": -32022, "message": "Unsupported protocol version",
+                    "data": {"supported": list(HANDSHAKE_PROTOCOL_VERSIONS), "requested": pv}}}).encode()
+                await send({"type": "http.response.start", "status": 400,
+                            "headers": [(b"content-type", b"application/json")]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await app(scope, receive, send)
+
+    return wrapped
+
+
+async def run_server(args):
+    import uvicorn
+
+    app = build_server().streamable_http_app(host=args.host)  # stateful, SSE responses
+    if args.legacy_only:
+        app = legacy_only(app)
+    server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning",
+                                           timeout_graceful_shutdown=2))
+
+    async def announce():
+        while not server.started and not server.should_exit:
+            await asyncio.sleep(0.02)
+        if server.started:
+            print("READY", flush=True)
+
+    # uvicorn traps SIGINT/SIGTERM during serve(), shuts down gracefully, then restores the previous
+    # handler and re-raises the signal; a no-op SIGTERM handler turns that into a clean exit 0.
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    announcer = asyncio.create_task(announce())
+    await server.serve()
+    announcer.cancel()
+
+
+# ----------------------------------------------------------------------------- client
+class CallArg(argparse.Action):
+    """--call TOOL starts a call; a following --args JSON sets that call's arguments."""
+
+    def __call__(self, parser, ns, value, option_string=None):
+        calls = getattr(ns, self.dest) or []
+        if option_string == "--call":
+            calls.append([value, {}])
+        elif not calls:
+            parser.error("--args must follow a --call")
+        else:
+            calls[-1][1] = json.loads(value)
+        setattr(ns, self.dest, calls)
+
+
+def describe(exc):
+    """Flatten exception groups to the first leaf; return a JSON-RPC-style error dict."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    from mcp.shared.exceptions import MCPError
+
+    if isinstance(exc, MCPError):
+        return {"code": exc.code, "message": exc.message}
+    return {"code": None, "message": f"{type(exc).__name__}: {exc}"}
+
+
+async def run_client(args):
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared._httpx_utils import create_mcp_http_client
+    from mcp_types import DiscoverResult
+
+    gen = args.generation
+    http = []  # one entry per HTTP exchange seen by the SDK's httpx client
+    out = {"generation": gen, "negotiated": None, "session_id": None, "tools": [], "calls": [],
+           "delete": None, "progress_events": 0, "get_stream": None, "http": http}
+
+    async def on_response(resp):  # httpx event hook: fires once response headers arrive
+        req = resp.request
+        if resp.headers.get("mcp-session-id") and out["session_id"] is None:
+            out["session_id"] = resp.headers["mcp-session-id"]
+        try:  # JSON-RPC method from the body (the only place it appears on the handshake wire)
+            rpc = json.loads(req.content).get("method") if req.content else None
+        except ValueError:
+            rpc = None
+        ctype = resp.headers.get("content-type", "").split(";")[0] or None
+        http.append({"method": req.method, "rpc_method": rpc, "mcp_method": req.headers.get("mcp-method"),
+                     "status": resp.status_code, "content_type": ctype})
+        if args.trace:
+            print(f"> {req.method} {req.url} {dict(req.headers)} {req.content.decode(errors='replace')}\n"
+                  f"< {resp.status_code} {dict(resp.headers)}", file=sys.stderr, flush=True)
+
+    progress = [0]  # notifications seen during the current call
+
+    async def on_progress(progress_value, total, message):
+        progress[0] += 1
+
+    async def on_log(params):
+        progress[0] += 1
+
+    hc = create_mcp_http_client(timeout=httpx2.Timeout(args.timeout))
+    hc.event_hooks = {"request": [], "response": [on_response]}
+    client = Client(streamable_http_client(args.url, http_client=hc),
+                    mode="legacy" if gen in HANDSHAKE_PROTOCOL_VERSIONS else gen,  # force the generation
+                    read_timeout_seconds=args.timeout, logging_callback=on_log, cache=None)
+    connected = False
+    try:
+        async with hc, client:
+            if gen not in HANDSHAKE_PROTOCOL_VERSIONS:
+                # mode=<version> adopts without wire traffic; send the real server/discover
+                # (as a 2026 client does) and adopt its answer. No fallback to initialize.
+                client.session.adopt(DiscoverResult.model_validate(await client.session.send_discover(gen)))
+            connected = True
+            out["negotiated"] = client.protocol_version
+            try:
+                out["tools"] = [t.name for t in (await client.list_tools()).tools]
+            except Exception as e:
+                out["tools"], out["list_error"] = None, describe(e)
+            for tool, tool_args in args.calls or []:
+                mark, progress[0] = len(http), 0
+                entry = {"tool": tool, "ok": False, "result": None, "error": None}
+                try:
+                    res = await client.call_tool(tool, tool_args, progress_callback=on_progress)
+                    text = "".join(getattr(c, "text", "") for c in res.content)
+                    entry.update(ok=not res.is_error, result=text, is_error=res.is_error)
+                except Exception as e:
+                    entry["error"] = describe(e)
+                entry["progress"] = progress[0]
+                out["progress_events"] += progress[0]
+                posts = [h for h in http[mark:] if h["method"] == "POST"]
+                entry["http_status"] = posts[0]["status"] if posts else None
+                entry["content_type"] = posts[0]["content_type"] if posts else None
+                err = entry["error"]
+                if err is not None:
+                    err["http_status"] = entry["http_status"]
+                    if (entry["http_status"] or 0) >= 400 and entry["content_type"] != "application/json":
+                        # No JSON-RPC body: the SDK invented the code (-32603/-32600/-32601) from the status.
+                        err.update(code=None, message=f"HTTP {entry['http_status']} ({err['message']})")
+                out["calls"].append(entry)
+            if out["session_id"]:
+                # Handshake generation: the SDK opens the GET SSE stream after
+                # notifications/initialized; wait (briefly) until it has answered.
+                deadline = time.monotonic() + 3
+                while time.monotonic() < deadline and not any(h["method"] == "GET" for h in http):
+                    await asyncio.sleep(0.02)
+        # leaving `client` made the transport send DELETE (when a session exists)
+    except Exception as e:
+        if not connected:
+            out["connect_error"] = describe(e)
+            print(f"connection failed: {out['connect_error']['message']}", file=sys.stderr)
+            print(json.dumps(out), flush=True)
+            return 2
+        out["teardown_error"] = describe(e)
+    gets = [h for h in http if h["method"] == "GET"]
+    out["get_stream"] = gets[0]["status"] if gets else None
+    deletes = [h for h in http if h["method"] == "DELETE"]
+    out["delete"] = deletes[-1]["status"] if deletes else None
+    print(json.dumps(out), flush=True)
+    return 0
+
+
+# ----------------------------------------------------------------------------- main
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="role", required=True)
+    s = sub.add_parser("server")
+    s.add_argument("--port", type=int, required=True)
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--legacy-only", action="store_true")
+    c = sub.add_parser("client")
+    c.add_argument("--url", required=True)
+    c.add_argument("--generation", required=True, choices=[MODERN, LEGACY])
+    c.add_argument("--scenario", default="basic", choices=["basic"])
+    c.add_argument("--call", dest="calls", action=CallArg, metavar="TOOL")
+    c.add_argument("--args", dest="calls", action=CallArg, metavar="JSON")
+    c.add_argument("--timeout", type=float, default=30.0, help="per-request timeout, seconds")
+    c.add_argument("--trace", action="store_true", help="log HTTP exchanges to stderr")
+    args = p.parse_args()
+    if args.role == "server":
+        asyncio.run(run_server(args))
+        return 0
+    return asyncio.run(run_client(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

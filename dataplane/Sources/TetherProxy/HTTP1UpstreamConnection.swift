@@ -1,0 +1,105 @@
+import HTTPTypes
+import NIOCore
+import NIOHTTPTypes
+import Synchronization
+
+/// Receives the parts of one upstream response, in order, as they arrive.
+typealias ResponsePartReceiver = @Sendable (HTTPResponsePart) async throws -> Void
+
+/// One keep-alive HTTP/1.1 connection to an upstream. A task owns the
+/// channel for its whole life and carries one exchange at a time; the pool
+/// hands the connection to the next request once a response has ended
+/// cleanly. Response parts go to the requester's receiver as they arrive,
+/// and the next part is read only after it took the previous one, so a
+/// slow client slows the upstream instead of filling memory.
+final class HTTP1UpstreamConnection: Sendable {
+    struct Exchange: Sendable {
+        var head: HTTPRequest
+        var body: ByteBuffer
+        var receive: ResponsePartReceiver
+        var done: CheckedContinuation<Bool, any Error>
+    }
+
+    let channel: any Channel
+    private let exchanges: AsyncStream<Exchange>.Continuation
+    /// Whether it has carried an exchange before (a reused connection may
+    /// have been closed by the server meanwhile).
+    let used = Atomic<Bool>(false)
+
+    var isActive: Bool { channel.isActive }
+
+    init(_ channel: NIOAsyncChannel<HTTPResponsePart, HTTPRequestPart>) {
+        self.channel = channel.channel
+        let (stream, continuation) = AsyncStream.makeStream(of: Exchange.self)
+        exchanges = continuation
+        Task { await Self.run(channel, exchanges: stream, continuation: continuation) }
+    }
+
+    /// Carries one exchange; whether the connection can carry another.
+    func exchange(_ head: HTTPRequest, body: ByteBuffer, receive: @escaping ResponsePartReceiver) async throws -> Bool {
+        used.store(true, ordering: .relaxed)
+        return try await withCheckedThrowingContinuation { done in
+            if case .terminated = exchanges.yield(Exchange(head: head, body: body, receive: receive, done: done)) {
+                done.resume(throwing: UpstreamError(code: .closedBeforeResponse, reason: "the connection to the upstream is closed"))
+            }
+        }
+    }
+
+    func close() {
+        exchanges.finish()
+        channel.close(promise: nil)
+    }
+
+    private static func run(
+        _ channel: NIOAsyncChannel<HTTPResponsePart, HTTPRequestPart>, exchanges: AsyncStream<Exchange>, continuation: AsyncStream<Exchange>.Continuation
+    ) async {
+        var pending: Exchange?
+        do {
+            try await channel.executeThenClose { inbound, outbound in
+                var responses = inbound.makeAsyncIterator()
+                for await exchange in exchanges {
+                    pending = exchange
+                    var parts: [HTTPRequestPart] = [.head(exchange.head)]
+                    if exchange.body.readableBytes > 0 { parts.append(.body(exchange.body)) }
+                    parts.append(.end(nil))
+                    do {
+                        try await outbound.write(contentsOf: parts)
+                    } catch {
+                        throw UpstreamError(code: .closedBeforeResponse, reason: "the upstream closed the connection: \(error)")
+                    }
+                    var keepAlive = true
+                    var started = false
+                    while true {
+                        let part: HTTPResponsePart?
+                        do {
+                            part = try await responses.next()
+                        } catch {
+                            throw UpstreamError(code: started ? .truncated : .closedBeforeResponse, reason: "the upstream connection failed: \(error)")
+                        }
+                        guard let part else {
+                            throw UpstreamError(code: started ? .truncated : .closedBeforeResponse, reason: "the upstream closed the connection before the response ended")
+                        }
+                        if case .head(let head) = part {
+                            if head.status.kind == .informational { continue }
+                            started = true
+                            keepAlive = !(head.headerFields[.connection]?.lowercased().contains("close") ?? false)
+                        }
+                        try await exchange.receive(part)
+                        if case .end = part { break }
+                    }
+                    pending = nil
+                    exchange.done.resume(returning: keepAlive)
+                    if !keepAlive { return }
+                }
+            }
+        } catch {
+            pending?.done.resume(throwing: error)
+            pending = nil
+        }
+        continuation.finish()
+        // Anyone who queued behind a failed exchange learns the connection is gone.
+        for await exchange in exchanges {
+            exchange.done.resume(throwing: UpstreamError(code: .closedBeforeResponse, reason: "the connection to the upstream is closed"))
+        }
+    }
+}

@@ -1,0 +1,252 @@
+import Foundation
+import HTTPTypes
+import Logging
+import NIOCore
+import NIOHTTPTypes
+import TetherCore
+
+/// The request path of both data-path listeners, in one place:
+///
+/// config snapshot → where the request goes (outbound: the route by path;
+/// inbound: the served backend named by `:authority`) → MCP inspection
+/// (JSON-RPC method, tool / resource / prompt; `Mcp-Method`/`Mcp-Name`
+/// against the body) → authorization → forward over a pooled connection,
+/// streaming the response (listings filtered) → access log and metrics.
+///
+/// The caller is the proxy's own identity outbound (the agent beside it)
+/// and the verified mTLS peer inbound. Both sides decide: outbound on the
+/// route, inbound on the backend — the serving proxy never trusts the
+/// calling one to have checked.
+struct MCPProxyHandler: HTTPRequestHandler {
+    enum Role: String, Sendable {
+        case outbound, inbound
+    }
+
+    let role: Role
+    let node: SPIFFEID
+    let store: ProxyConfigStore
+    let upstreams: UpstreamPool
+    let metrics: ProxyMetrics
+    let accessLog: AccessLog
+    let logger: Logger
+
+    /// Where one request goes, and the rules that apply to it there.
+    struct Destination {
+        var target: UpstreamTarget
+        var scheme: String
+        var authority: String
+        var path: String
+        /// The route (outbound) or backend (inbound) name, for logs and metrics.
+        var label: String
+        var route: String?
+        var backend: String
+        /// The user's own token stays inside the mesh: it is removed before
+        /// the request leaves it (to a local or external MCP server).
+        var leavesMesh: Bool
+        var decide: @Sendable (MCPCall) -> AuthorizationDecision
+        var permits: @Sendable (MCPCall.Target, MCPCall) -> Bool
+        var mayOpenSession: @Sendable (SPIFFEID) -> Bool
+    }
+
+    func handle(_ head: HTTPRequest, body: ByteBuffer, context: RequestContext, response: ResponseWriter) async throws {
+        let started = ContinuousClock.now
+        let config = store.current.dataPlane
+        let trace = head.headerFields[.traceparent].flatMap(TraceContext.init(traceparent:)) ?? TraceContext.start()
+        let requestID = head.headerFields[.requestID] ?? UUID().uuidString.lowercased()
+        var entry = AccessLogEntry(
+            time: AccessLog.timestamp(Date()), requestID: requestID, traceID: trace.traceID, listener: role.rawValue, httpVersion: context.httpVersion,
+            agent: nil, user: nil, route: nil, backend: nil, httpMethod: head.method.rawValue, path: head.path ?? "",
+            mcpMethod: nil, tool: nil, resource: nil, prompt: nil, decision: "none", policy: nil, rule: nil, reason: nil,
+            status: 0, upstreamStatus: nil, upstreamError: nil, durationMs: 0, requestBytes: body.readableBytes, responseBytes: 0
+        )
+        var metricMethod = head.method.rawValue
+        defer {
+            entry.durationMs = Double((ContinuousClock.now - started) / .microseconds(1)) / 1000
+            accessLog.write(entry)
+            metrics.recordRequest(
+                listener: role.rawValue, route: entry.route ?? entry.backend ?? "", method: metricMethod,
+                decision: entry.decision, status: entry.status, duration: ContinuousClock.now - started
+            )
+        }
+        func refuse(_ error: MCPProtocolError, headers: HTTPFields = [:]) async throws {
+            entry.status = error.status
+            entry.reason = entry.reason ?? error.message
+            try await HTTPListener.writeError(error, to: response, headers: headers)
+        }
+
+        let caller: SPIFFEID
+        switch role {
+        case .outbound: caller = node
+        case .inbound:
+            guard let peer = context.peer else {
+                return try await refuse(MCPProtocolError(status: 401, code: MCPProtocolError.invalidRequest, message: "the inbound listener needs an mTLS client certificate (an X.509-SVID of the trust domain)"))
+            }
+            caller = peer
+        }
+        entry.agent = caller.description
+
+        let destination: Destination
+        switch self.destination(of: head, config: config) {
+        case .success(let found): destination = found
+        case .failure(let error): return try await refuse(error)
+        }
+        entry.route = destination.route
+        entry.backend = destination.backend
+
+        // What the request asks for, and whether the caller may ask it.
+        var listing: ResponseRelay.ListingFilter?
+        switch head.method {
+        case .post:
+            let message: MCPMessage
+            switch MCPRequestInspector.inspect(body: Data(body.readableBytesView), header: { head.headerFields[HTTPField.Name($0)!] }) {
+            case .success(let inspected): message = inspected
+            case .failure(let error):
+                entry.decision = "invalid"
+                return try await refuse(error)
+            }
+            guard let method = message.method else {
+                // A response to a request of the server's (sampling, elicitation): not a call.
+                metricMethod = "response"
+                entry.decision = "allow"
+                break
+            }
+            metricMethod = method
+            entry.mcpMethod = method
+            switch message.target {
+            case .tool(let name)?: entry.tool = name
+            case .resource(let uri)?: entry.resource = uri
+            case .prompt(let name)?: entry.prompt = name
+            case nil: break
+            }
+            let call = MCPCall(agent: caller, method: method, target: message.target)
+            let decision = destination.decide(call)
+            entry.decision = decision.verdict.rawValue
+            entry.policy = decision.policy
+            entry.rule = decision.rule
+            entry.reason = decision.reason
+            guard decision.allowed else {
+                logger.info("MCP call denied", metadata: [
+                    "tether.agent": "\(caller)", "tether.mcp.method": "\(method)", "tether.mcp.target": "\(message.target?.description ?? "")", "reason": "\(decision.reason)",
+                ])
+                return try await refuse(MCPProtocolError(status: 403, code: MCPProtocolError.accessDenied, message: "access denied: \(decision.reason)", id: message.id))
+            }
+            if MCPListFilter.isListing(method) {
+                let permits = destination.permits
+                listing = ResponseRelay.ListingFilter(method: method) { item in permits(item, call) }
+            }
+        case .get, .delete:
+            // The session's event stream and its end carry no call; each call on the session is decided on its own.
+            entry.decision = destination.mayOpenSession(caller) ? "allow" : "deny"
+            guard entry.decision == "allow" else {
+                return try await refuse(MCPProtocolError(status: 403, code: MCPProtocolError.accessDenied, message: "access denied: no route brings \(caller) to backend \(destination.backend)"))
+            }
+        default:
+            var allow = HTTPFields()
+            allow[.allow] = "GET, POST, DELETE"
+            entry.decision = "invalid"
+            return try await refuse(MCPProtocolError(status: 405, code: MCPProtocolError.invalidRequest, message: "MCP Streamable HTTP uses POST, GET and DELETE, not \(head.method.rawValue)"), headers: allow)
+        }
+
+        // Forward.
+        var upstreamHead = HTTPRequest(method: head.method, scheme: destination.scheme, authority: destination.authority, path: destination.path)
+        upstreamHead.headerFields = head.headerFields
+        for name in ResponseRelay.hopByHop { upstreamHead.headerFields[name] = nil }
+        if destination.leavesMesh { upstreamHead.headerFields[.authorization] = nil }
+        upstreamHead.headerFields[.traceparent] = trace.child().traceparent
+        upstreamHead.headerFields[.requestID] = requestID
+        if body.readableBytes > 0 { upstreamHead.headerFields[.contentLength] = "\(body.readableBytes)" }
+
+        let relay = ResponseRelay(writer: response, filter: listing)
+        do {
+            try await upstreams.send(upstreamHead, body: body, to: destination.target) { part in try await relay.receive(part) }
+            entry.upstreamStatus = await relay.status
+            entry.status = entry.upstreamStatus ?? 0
+            entry.responseBytes = await relay.bytes
+        } catch {
+            let code = (error as? UpstreamError)?.code.rawValue ?? "downstream"
+            entry.upstreamError = code
+            entry.upstreamStatus = await relay.status
+            entry.responseBytes = await relay.bytes
+            metrics.recordUpstreamError(listener: role.rawValue, route: destination.label, code: code)
+            guard await !relay.started else {
+                // Mid-response: all that can be done is to end the stream, which the listener does.
+                entry.status = entry.upstreamStatus ?? 0
+                throw error
+            }
+            logger.warning("upstream request failed", metadata: ["tether.upstream": "\(destination.target)", "error": "\(error)"])
+            try await refuse(MCPProtocolError(status: 502, code: MCPProtocolError.upstreamUnavailable, message: "the MCP server behind \(destination.label) is unavailable: \(error)"))
+        }
+    }
+
+    /// Where the request goes, per role; or the error for the client.
+    func destination(of head: HTTPRequest, config: DataPlaneConfig) -> Result<Destination, MCPProtocolError> {
+        let engine = config.authorization
+        switch role {
+        case .outbound:
+            let requestPath = head.path ?? "/"
+            guard let (route, rest) = config.route(for: requestPath) else {
+                let known = config.routePaths
+                let hint = known.isEmpty ? "this proxy has no routes yet" : "its routes are \(known.joined(separator: ", "))"
+                return .failure(MCPProtocolError(status: 404, code: MCPProtocolError.invalidRequest, message: "no route for \(requestPath) on this proxy; \(hint)"))
+            }
+            let name = route.name
+            let decide: @Sendable (MCPCall) -> AuthorizationDecision = { engine.decide($0, route: name) }
+            let permits: @Sendable (MCPCall.Target, MCPCall) -> Bool = { engine.permits($0, listing: $1, route: name) }
+            switch route.backend.spec {
+            case .inMesh(let inMesh):
+                // The serving proxy picks the backend by authority and maps the path below it.
+                let path = rest.hasPrefix("/") ? String(rest) : "/" + rest
+                return .success(Destination(
+                    target: UpstreamTarget(host: inMesh.address.host, port: inMesh.address.port, security: .mesh(inMesh.spiffeID)),
+                    scheme: "https", authority: route.backend.name, path: path, label: name, route: name, backend: route.backend.name,
+                    leavesMesh: false, decide: decide, permits: permits, mayOpenSession: { _ in true }
+                ))
+            case .external(let external):
+                let url = external.url
+                let security: UpstreamTarget.Security = url.scheme == "https"
+                    ? .tls(serverName: external.tls?.serverName ?? url.host, caPEM: external.tls?.caPEM, caFile: external.tls?.caFile)
+                    : .cleartext
+                return .success(Destination(
+                    target: UpstreamTarget(host: url.host, port: url.port, security: security),
+                    scheme: url.scheme, authority: UpstreamTarget.authority(of: url), path: Self.join(url.path, rest),
+                    label: name, route: name, backend: route.backend.name, leavesMesh: true,
+                    decide: decide, permits: permits, mayOpenSession: { _ in true }
+                ))
+            }
+        case .inbound:
+            let authority = head.authority ?? ""
+            let name = authority.split(separator: ":").first.map(String.init) ?? authority
+            guard let backend = config.servedBackend(name), case .inMesh(let inMesh) = backend.spec else {
+                let served = config.servedBackendNames
+                let hint = served.isEmpty ? "it serves none yet" : "it serves \(served.joined(separator: ", "))"
+                return .failure(MCPProtocolError(status: 404, code: MCPProtocolError.invalidRequest, message: "this proxy serves no backend \(name); \(hint)"))
+            }
+            let url = inMesh.upstream
+            let path = head.path ?? "/"
+            let rest = path == "/" || path.hasPrefix("/?") ? path.dropFirst() : path[...]
+            let security: UpstreamTarget.Security = url.scheme == "https" ? .tls(serverName: url.host, caPEM: nil, caFile: nil) : .cleartext
+            return .success(Destination(
+                target: UpstreamTarget(host: url.host, port: url.port, security: security),
+                scheme: url.scheme, authority: UpstreamTarget.authority(of: url), path: Self.join(url.path, rest),
+                label: name, route: nil, backend: name, leavesMesh: true,
+                decide: { engine.decide($0, backend: name) },
+                permits: { engine.permits($0, listing: $1, backend: name) },
+                mayOpenSession: { engine.reaches($0, backend: name) }
+            ))
+        }
+    }
+
+    /// The upstream path: the backend URL's path, then what followed the
+    /// route's path in the request (`/mcp` + `?x` or `/sub`).
+    static func join(_ base: String, _ rest: Substring) -> String {
+        let base = base.isEmpty ? "/" : base
+        if rest.isEmpty { return base }
+        if rest.hasPrefix("?") { return base + rest }
+        return (base.hasSuffix("/") ? String(base.dropLast()) : base) + rest
+    }
+}
+
+extension HTTPField.Name {
+    static let traceparent = HTTPField.Name("traceparent")!
+    static let requestID = HTTPField.Name("X-Request-Id")!
+}

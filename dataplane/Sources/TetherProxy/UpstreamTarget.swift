@@ -1,0 +1,58 @@
+import HTTPTypes
+import TetherCore
+
+/// Where a request goes and how the connection is secured. Connections are
+/// pooled per target.
+struct UpstreamTarget: Hashable, Sendable, CustomStringConvertible {
+    enum Security: Hashable, Sendable {
+        /// Plaintext HTTP/1.1: only ever to a loopback address (the config
+        /// validator refuses anything else).
+        case cleartext
+        /// HTTP/2 over mTLS to a serving tether-proxy, which must present
+        /// exactly this SPIFFE ID.
+        case mesh(SPIFFEID)
+        /// HTTP/1.1 over TLS to a server outside the mesh, verified against
+        /// its CA (PEM) or the system roots, by `serverName`.
+        case tls(serverName: String, caPEM: String?, caFile: String?)
+    }
+
+    var host: String
+    var port: Int
+    var security: Security
+
+    var description: String {
+        let authority = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        return switch security {
+        case .cleartext: "http://\(authority)"
+        case .mesh(let id): "mesh://\(authority) (\(id))"
+        case .tls: "https://\(authority)"
+        }
+    }
+
+    /// The Host header an HTTP server at `url` expects: MCP servers with
+    /// DNS-rebinding protection refuse any other with 421.
+    static func authority(of url: EndpointURL) -> String {
+        let host = url.host.contains(":") ? "[\(url.host)]" : url.host
+        let defaultPort = url.scheme == "https" ? 443 : 80
+        return url.port == defaultPort ? host : "\(host):\(url.port)"
+    }
+}
+
+/// Why a request could not be carried to (or back from) its upstream.
+struct UpstreamError: Error, Sendable, CustomStringConvertible {
+    enum Code: String, Sendable {
+        /// No connection: refused, unreachable, TLS or SPIFFE ID mismatch.
+        case connect
+        /// The connection broke before the response began; safe to retry
+        /// once on a new connection when it was a reused one.
+        case closedBeforeResponse
+        /// The response began and then broke off.
+        case truncated
+        /// The upstream sent something that is not HTTP.
+        case protocolError
+    }
+
+    var code: Code
+    var reason: String
+    var description: String { reason }
+}
