@@ -1,5 +1,12 @@
+import Crypto
 import Foundation
+import Synchronization
 import Testing
+import TetherCore
+import TetherIdentity
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The data path end to end: the official MCP Python SDK's client talks
 /// through the agent's tether-proxy (outbound) → mTLS HTTP/2 → the serving
@@ -61,4 +68,227 @@ struct DataPathIntegrationTests {
         #expect(metrics.contains(#"decision="deny""#) && metrics.contains(#"method="tools/call""#), "\(metrics)")
         #expect(metrics.contains("tether_proxy_mcp_request_duration_seconds_bucket"), "\(metrics)")
     }
+}
+
+/// Bad input on both listeners: each gets its HTTP status and JSON-RPC
+/// code, or — on the inbound listener — no TLS session at all.
+@Suite("MCP data path: bad input")
+struct DataPathBadInputTests {
+    struct Case: CustomStringConvertible {
+        var description: String
+        var path = "/github"
+        var body: Data
+        var method = "tools/call"
+        var name: String? = "echo"
+        var status: Int
+        var code: Int
+    }
+
+    @Test func badRequestsGetTheirStatusAndJSONRPCError() async throws {
+        let mesh = try await MCPMesh()
+        let echo = modernRequest(id: 7, method: "tools/call", params: ["name": "echo", "arguments": ["text": "hi"]])
+        let oversized = Data(#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":""#.utf8)
+            + Data(repeating: UInt8(ascii: "a"), count: 4 * 1024 * 1024) + Data(#""}}}"#.utf8)
+        let cases = [
+            Case(description: "a body over the 4 MiB limit", body: oversized, status: 413, code: -32600),
+            Case(description: "invalid JSON", body: Data(#"{"jsonrpc":"2.0","id":1,"method":"#.utf8), status: 400, code: -32700),
+            Case(description: "a batch", body: Data("[\(String(decoding: echo, as: UTF8.self))]".utf8), status: 400, code: -32600),
+            Case(description: "tools/call without a name", body: modernRequest(id: 2, method: "tools/call"), name: nil, status: 400, code: -32602),
+            Case(description: "Mcp-Method disagreeing with the body", body: echo, method: "tools/list", status: 400, code: -32020),
+            Case(description: "Mcp-Name disagreeing with the body", body: echo, name: "delete_repo", status: 400, code: -32020),
+            Case(description: "a 2026-07-28 call without Mcp-Name", body: echo, name: nil, status: 400, code: -32020),
+            Case(description: "an unknown route", path: "/gitlab", body: echo, status: 404, code: -32600),
+            Case(description: "a denied tool", body: modernRequest(id: 3, method: "tools/call", params: ["name": "delete_repo", "arguments": ["name": "x"]]), name: "delete_repo", status: 403, code: -32003),
+        ]
+        for item in cases {
+            let response = try await post("http://127.0.0.1:\(mesh.agentProxy.outboundPort)\(item.path)", body: item.body, method: item.method, name: item.name)
+            #expect(response.status == item.status, "\(item): \(response)")
+            #expect(response.errorCode == item.code, "\(item): \(response)")
+        }
+        // The same proxy still serves good calls.
+        let good = try await post(mesh.url, body: echo, method: "tools/call", name: "echo")
+        #expect(good.status == 200 && good.body.contains("hi"), "\(good)")
+        #expect(mesh.agentProxy.log.contains("proxy starting"))
+    }
+
+    @Test func theInboundListenerWantsAnSVIDOfTheTrustDomain() async throws {
+        let mesh = try await MCPMesh()
+        let inbound = "https://127.0.0.1:\(mesh.serverProxy.inboundPort)/"
+        let scratch = mesh.control.root.path
+        func curl(_ arguments: [String], host: String = "github") async throws -> (status: Int32, output: String) {
+            try await runTool(["curl", "-sk", "--max-time", "10", "-o", "-", "-w", "\nHTTP %{http_code}", "-H", "Host: \(host)"] + arguments,
+                              log: "\(scratch)/curl-\(UUID().uuidString.prefix(8)).log", seconds: 20)
+        }
+        // No client certificate: no TLS session, no HTTP.
+        let anonymous = try await curl([inbound])
+        #expect(anonymous.status != 0 && anonymous.output.contains("HTTP 000"), "\(anonymous)")
+
+        // An SVID from another trust domain: refused too.
+        let otherCA = try TrustDomainCA.generate(trustDomain: "evil.example")
+        let key = P256.Signing.PrivateKey()
+        let leaf = try otherCA.issue(publicKey: .init(key.publicKey), for: try SPIFFEID("spiffe://evil.example/agent/triage"))
+        let other = try X509SVID(chain: [leaf], privateKey: key)
+        let certFile = try mesh.control.file("other.pem", other.chainPEM), keyFile = try mesh.control.file("other.key", other.privateKeyPEM)
+        let foreign = try await curl(["--cert", certFile, "--key", keyFile, inbound])
+        #expect(foreign.status != 0 && foreign.output.contains("HTTP 000"), "\(foreign)")
+        #expect(mesh.serverProxy.log.contains("peer certificate rejected"), "\(mesh.serverProxy.log)")
+
+        // The agent's own SVID is accepted (over HTTP/2, as curl negotiates it)…
+        let svid = "\(mesh.agentProxy.dataDirectory)/svid.pem", svidKey = "\(mesh.agentProxy.dataDirectory)/svid.key"
+        let headers = ["-H", "Content-Type: application/json", "-H", "Accept: application/json, text/event-stream", "-H", "MCP-Protocol-Version: 2026-07-28"]
+        let echo = String(decoding: modernRequest(id: 1, method: "tools/call", params: ["name": "echo", "arguments": ["text": "direct"]]), as: UTF8.self)
+        let allowed = try await curl(["--cert", svid, "--key", svidKey] + headers + ["-H", "Mcp-Method: tools/call", "-H", "Mcp-Name: echo", "--data", echo, inbound])
+        #expect(allowed.output.contains("HTTP 200") && allowed.output.contains("direct"), "\(allowed)")
+        // …and the serving proxy decides on its own: the deny on the backend holds there too.
+        let delete = String(decoding: modernRequest(id: 2, method: "tools/call", params: ["name": "delete_repo", "arguments": ["name": "x"]]), as: UTF8.self)
+        let denied = try await curl(["--cert", svid, "--key", svidKey] + headers + ["-H", "Mcp-Method: tools/call", "-H", "Mcp-Name: delete_repo", "--data", delete, inbound])
+        #expect(denied.output.contains("HTTP 403") && denied.output.contains("-32003") && denied.output.contains("github-no-writes"), "\(denied)")
+        // A backend it does not serve.
+        let unknown = try await curl(["--cert", svid, "--key", svidKey] + headers + ["--data", echo, inbound], host: "gitlab")
+        #expect(unknown.output.contains("HTTP 404") && unknown.output.contains("serves no backend"), "\(unknown)")
+    }
+
+    @Test func aClientTricklingItsHeadersIsClosedByTheHeaderTimeout() async throws {
+        let mesh = try await MCPMesh()
+        let socket = try LoopbackSocket(port: mesh.agentProxy.outboundPort)
+        let started = Date()
+        let head = Array("POST /github HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nX-Padding: ".utf8)
+        var sent = 0
+        var closedAfter: TimeInterval?
+        // One byte a second, for at most 45 s: the proxy must close it at about 30.
+        while Date().timeIntervalSince(started) < 45 {
+            if !socket.isOpen {
+                closedAfter = Date().timeIntervalSince(started)
+                break
+            }
+            socket.send([sent < head.count ? head[sent] : UInt8(ascii: "a")])
+            sent += 1
+            try await Task.sleep(for: .seconds(1))
+        }
+        let elapsed = try #require(closedAfter, "the connection was still open after 45 s of trickled headers")
+        #expect(elapsed >= 29 && elapsed < 40, "closed after \(elapsed) s")
+        // Meanwhile and after, well-behaved clients are served.
+        let good = try await post(mesh.url, body: modernRequest(id: 1, method: "tools/call", params: ["name": "echo", "arguments": ["text": "ok"]]), method: "tools/call", name: "echo")
+        #expect(good.status == 200, "\(good)")
+    }
+}
+
+/// A raw TCP client, for what HTTP clients will not do (trickle headers).
+final class LoopbackSocket {
+    let fd: Int32
+
+    init(port: Int) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let result = withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard result == 0 else { throw IntegrationError("cannot connect to 127.0.0.1:\(port)") }
+    }
+
+    deinit { close(fd) }
+
+    func send(_ bytes: [UInt8]) {
+        _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    }
+
+    /// False once the peer closed (a read gives end-of-file or an error).
+    var isOpen: Bool {
+        var byte: UInt8 = 0
+        let count = recv(fd, &byte, 1, Int32(MSG_DONTWAIT | MSG_PEEK))
+        if count == 0 { return false }
+        if count < 0 { return errno == EAGAIN || errno == EWOULDBLOCK }
+        return true
+    }
+}
+
+/// Hot reload under load: policy changes apply to new calls at once, and
+/// nothing else notices — no failed call, no restart, no cut stream.
+@Suite("MCP data path: hot reload")
+struct DataPathHotReloadTests {
+    /// Failures a worker saw; a call denied by the policy in force is not one.
+    actor Tally {
+        var calls = 0, allowedAdds = 0, deniedAdds = 0
+        var failures: [String] = []
+
+        func record(tool: String, _ response: RawResponse) {
+            calls += 1
+            switch (tool, response.status) {
+            case ("echo", 200) where response.body.contains("still here"): break
+            case ("add", 200) where response.body.contains("5"): allowedAdds += 1
+            case ("add", 403) where response.errorCode == -32003: deniedAdds += 1
+            default: failures.append("\(tool): \(response.status) \(response.body.prefix(300))")
+            }
+        }
+
+        func fail(_ message: String) { failures.append(message) }
+    }
+
+    @Test func policyChangesAHundredTimesUnderLoadWithoutAFailedCall() async throws {
+        let mesh = try await MCPMesh()
+        let pid = try #require(try await mesh.agentProxy.processID())
+        let tally = Tally()
+        let applying = ManagedFlag()
+
+        // A long SSE response: 80 progress events, 50 ms apart, across the reloads.
+        var streamBody = try JSONSerialization.jsonObject(with: modernRequest(id: 99, method: "tools/call", params: ["name": "slow_count", "arguments": ["n": 80]])) as! [String: Any]
+        var params = streamBody["params"] as! [String: Any], meta = params["_meta"] as! [String: Any]
+        meta["progressToken"] = "reload-stream"
+        params["_meta"] = meta
+        streamBody["params"] = params
+        let stream = Task {
+            try await post(mesh.url, body: try JSONSerialization.data(withJSONObject: streamBody), method: "tools/call", name: "slow_count")
+        }
+
+        let workers = (0..<4).map { worker in
+            Task {
+                var id = worker * 100_000
+                while applying.isSet || id == worker * 100_000 {
+                    id += 1
+                    let tool = id % 2 == 0 ? "echo" : "add"
+                    let arguments: [String: Any] = tool == "echo" ? ["text": "still here"] : ["a": 2, "b": 3]
+                    do {
+                        let response = try await post(mesh.url, body: modernRequest(id: id, method: "tools/call", params: ["name": tool, "arguments": arguments]), method: "tools/call", name: tool)
+                        await tally.record(tool: tool, response)
+                    } catch {
+                        await tally.fail("\(tool): \(error)")
+                    }
+                }
+            }
+        }
+        applying.set(true)
+        for change in 0..<100 {
+            let applied = try mesh.control.cli(["apply", "-f", try mesh.control.file("mesh-\(change).yaml", mesh.config(allowAdd: change % 2 == 1))])
+            #expect(applied.status == 0, "\(applied.stderr)")
+        }
+        applying.set(false)
+        for worker in workers { await worker.value }
+
+        let streamed = try await stream.value
+        #expect(streamed.status == 200 && streamed.headers["content-type"]?.hasPrefix("text/event-stream") == true, "\(streamed)")
+        #expect(streamed.body.components(separatedBy: "notifications/progress").count - 1 == 80, "\(streamed.body)")
+        #expect(streamed.body.contains("counted 80"), "\(streamed.body)")
+
+        let failures = await tally.failures
+        let (calls, allowed, denied) = await (tally.calls, tally.allowedAdds, tally.deniedAdds)
+        #expect(failures.isEmpty, "\(failures.count) of \(calls) calls failed: \(failures.prefix(5))")
+        #expect(allowed > 0 && denied > 0, "the policy changes showed: \(allowed) adds allowed, \(denied) denied")
+        // The last change (allowAdd: true) comes into force on both proxies.
+        try await mesh.agentProxy.waitUntil("the last policy to allow add again") {
+            try await post(mesh.url, body: modernRequest(id: 1, method: "tools/call", params: ["name": "add", "arguments": ["a": 2, "b": 3]]), method: "tools/call", name: "add").status == 200
+        }
+        // Never restarted.
+        #expect(try await mesh.agentProxy.processID() == pid)
+        #expect(mesh.agentProxy.log.components(separatedBy: "proxy starting").count == 2)
+    }
+}
+
+/// A flag shared between a test and its workers.
+final class ManagedFlag: Sendable {
+    private let value = Mutex(false)
+    var isSet: Bool { value.withLock { $0 } }
+    func set(_ new: Bool) { value.withLock { $0 = new } }
 }
