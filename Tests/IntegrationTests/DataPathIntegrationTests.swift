@@ -173,6 +173,50 @@ struct DataPathBadInputTests {
     }
 }
 
+/// An HTTP/1.1 request for `slow_count` that asks for progress (so the SDK
+/// server answers with an SSE stream, one event per step).
+func slowCountRequest(n: Int, port: Int) -> [UInt8] {
+    var object = try! JSONSerialization.jsonObject(with: modernRequest(id: 5, method: "tools/call", params: ["name": "slow_count", "arguments": ["n": n]])) as! [String: Any]
+    var params = object["params"] as! [String: Any], meta = params["_meta"] as! [String: Any]
+    meta["progressToken"] = "stream"
+    params["_meta"] = meta
+    object["params"] = params
+    let body = try! JSONSerialization.data(withJSONObject: object)
+    let head = "POST /github HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\n"
+        + "MCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\nMcp-Name: slow_count\r\nContent-Length: \(body.count)\r\n\r\n"
+    return Array(head.utf8) + Array(body)
+}
+
+@Suite("MCP data path: streaming and shutdown")
+struct DataPathStreamingTests {
+    @Test func sseEventsStreamThroughOneByOne() async throws {
+        let mesh = try await MCPMesh()
+        let socket = try LoopbackSocket(port: mesh.agentProxy.outboundPort)
+        socket.send(slowCountRequest(n: 20, port: mesh.agentProxy.outboundPort))
+        // The head and the first event arrive while the server is still counting:
+        // a proxy that buffered the stream would deliver all 20 events and the result at once.
+        let first = socket.receive(until: { $0.contains("notifications/progress") }, seconds: 20)
+        #expect(first.hasPrefix("HTTP/1.1 200") && first.lowercased().contains("content-type: text/event-stream"), "\(first)")
+        #expect(first.contains("notifications/progress") && !first.contains("counted 20"), "\(first)")
+        let rest = socket.receive(until: { $0.contains("counted 20") }, seconds: 20)
+        #expect((first + rest).components(separatedBy: "notifications/progress").count - 1 == 20)
+    }
+
+    @Test func sigtermLetsAStreamInFlightFinishThenExits() async throws {
+        let mesh = try await MCPMesh()
+        let socket = try LoopbackSocket(port: mesh.agentProxy.outboundPort)
+        socket.send(slowCountRequest(n: 30, port: mesh.agentProxy.outboundPort))
+        let first = socket.receive(until: { $0.contains("notifications/progress") }, seconds: 20)
+        #expect(first.contains("notifications/progress"), "\(first)")
+        let proxy = mesh.agentProxy
+        let exit = Task.detached { proxy.stop() }
+        let rest = socket.receive(until: { $0.contains("counted 30") }, seconds: 20)
+        #expect(rest.contains("counted 30"), "the stream in flight finished: \(rest)\n\(proxy.log)")
+        #expect(await exit.value == 0, "\(proxy.log)")
+        #expect(!isListening(proxy.outboundPort))
+    }
+}
+
 /// A raw TCP client, for what HTTP clients will not do (trickle headers).
 final class LoopbackSocket {
     let fd: Int32
@@ -193,6 +237,27 @@ final class LoopbackSocket {
 
     func send(_ bytes: [UInt8]) {
         _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    }
+
+    /// What arrives within `seconds` (empty at end-of-file or on timeout).
+    func receive(seconds: Double) -> [UInt8] {
+        var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&poller, 1, Int32(seconds * 1000)) > 0 else { return [] }
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        let count = recv(fd, &buffer, buffer.count, 0)
+        return count > 0 ? Array(buffer[..<count]) : []
+    }
+
+    /// Reads until `done` holds for everything read, at most `seconds`.
+    func receive(until done: (String) -> Bool, seconds: Double) -> String {
+        var text = ""
+        let deadline = Date().addingTimeInterval(seconds)
+        while !done(text), Date() < deadline {
+            let chunk = receive(seconds: max(0.01, deadline.timeIntervalSinceNow))
+            if chunk.isEmpty, !isOpen { break }
+            text += String(decoding: chunk, as: UTF8.self)
+        }
+        return text
     }
 
     /// False once the peer closed (a read gives end-of-file or an error).

@@ -2,6 +2,8 @@ import Foundation
 import HTTPTypes
 import Logging
 import NIOCore
+import NIOExtras
+import NIOHTTP1
 import NIOHTTP2
 import NIOHTTPTypes
 import NIOHTTPTypesHTTP1
@@ -75,7 +77,13 @@ final class HTTPListener: Service {
 
     func run() async throws {
         let configuration = configuration
+        let quiesce = ServerQuiescingHelper(group: MultiThreadedEventLoopGroup.singleton)
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(quiesce.makeServerChannelHandler(channel: channel))
+                }
+            }
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.backlog, value: 1024)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -99,9 +107,10 @@ final class HTTPListener: Service {
                 }
             }
             group.addTask {
-                // Returns at shutdown: stop accepting, then give open requests time to finish.
+                // At shutdown: stop accepting, close idle connections, let open
+                // requests finish (HTTP/2 peers get GOAWAY), for at most the drain time.
                 try? await gracefulShutdown()
-                try? await server.channel.close()
+                quiesce.initiateShutdown(promise: nil)
                 try await Task.sleep(for: configuration.drainTimeout)
             }
             _ = try await group.next()
@@ -119,25 +128,35 @@ final class HTTPListener: Service {
         }
         let headerTimeout = configuration.headerTimeout
         let secure = configuration.tls != nil
-        let http1: NIOChannelInitializerWithOutput<HTTP1Connection> = { channel in
-            channel.eventLoop.makeCompletedFuture {
-                let sync = channel.pipeline.syncOperations
-                try sync.addHandler(HTTP1ToHTTPServerCodec(secure: secure))
-                try sync.addHandler(RequestHeadTimeoutHandler(timeout: headerTimeout))
-                return (try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(wrappingChannelSynchronously: channel), try peer(of: channel))
+        let drain = TimeAmount(configuration.drainTimeout)
+        return channel.configureHTTP2AsyncSecureUpgrade(
+            http1ConnectionInitializer: { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    // NIO's server pipeline: keep-alive, and on quiesce (shutdown) closing once the response in flight ends.
+                    try sync.configureHTTPServerPipeline()
+                    try sync.addHandler(HTTP1ToHTTPServerCodec(secure: secure))
+                    try sync.addHandler(RequestHeadTimeoutHandler(timeout: headerTimeout))
+                    return (try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(wrappingChannelSynchronously: channel), try peer(of: channel))
+                }
+            },
+            http2ConnectionInitializer: { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    // On quiesce: GOAWAY, then close when the open streams end (or after the drain time).
+                    let manager = NIOHTTP2ServerConnectionManagementHandler.Configuration(
+                        maxIdleTime: .minutes(5), maxAge: nil, maxGraceTime: drain, keepalive: nil
+                    )
+                    let multiplexer = try channel.pipeline.syncOperations.configureAsyncHTTP2Pipeline(
+                        mode: .server, connectionManagerConfiguration: manager
+                    ) { stream in
+                        stream.eventLoop.makeCompletedFuture {
+                            try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTPServerCodec())
+                            return try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(wrappingChannelSynchronously: stream)
+                        }
+                    }
+                    return (try peer(of: channel), multiplexer)
+                }
             }
-        }
-        let http2: NIOChannelInitializerWithOutput<SPIFFEID?> = { channel in
-            channel.eventLoop.makeCompletedFuture { try peer(of: channel) }
-        }
-        let http2Stream: NIOChannelInitializerWithOutput<HTTP2Stream> = { stream in
-            stream.eventLoop.makeCompletedFuture {
-                try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTPServerCodec())
-                return try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(wrappingChannelSynchronously: stream)
-            }
-        }
-        return channel.configureAsyncHTTPServerPipeline(
-            http1ConnectionInitializer: http1, http2ConnectionInitializer: http2, http2StreamInitializer: http2Stream
         )
     }
 
@@ -208,6 +227,10 @@ final class HTTPListener: Service {
             // Not worth reading: refuse at once and close the connection.
             try await tooLarge(declared, close: true)
             return false
+        }
+        if head.headerFields[.expect]?.lowercased() == "100-continue" {
+            // The proxy reads the whole body before forwarding: invite it now.
+            try await response.write(.head(HTTPResponse(status: .continue)))
         }
         // A body over the limit is read and dropped, so the client sees the
         // 413 rather than a reset in the middle of its upload.

@@ -151,6 +151,8 @@ struct MCPProxyHandler: HTTPRequestHandler {
         var upstreamHead = HTTPRequest(method: head.method, scheme: destination.scheme, authority: destination.authority, path: destination.path)
         upstreamHead.headerFields = head.headerFields
         for name in ResponseRelay.hopByHop { upstreamHead.headerFields[name] = nil }
+        // The body was read whole (and answered 100 Continue if asked): nothing to expect upstream.
+        upstreamHead.headerFields[.expect] = nil
         if destination.leavesMesh { upstreamHead.headerFields[.authorization] = nil }
         upstreamHead.headerFields[.traceparent] = trace.child().traceparent
         upstreamHead.headerFields[.requestID] = requestID
