@@ -23,7 +23,7 @@ struct DataPathIntegrationTests {
         #expect(result["negotiated"] as? String == generation, "\(context)")
 
         // tools/list shows only what the policies let this agent call.
-        #expect((result["tools"] as? [String])?.sorted() == ["add", "echo", "slow_count"], "\(context)")
+        #expect((result["tools"] as? [String])?.sorted() == ["add", "echo", "pause", "slow_count"], "\(context)")
 
         let calls = result["calls"] as? [[String: Any]] ?? []
         #expect(calls.count == 3, "\(context)")
@@ -108,6 +108,16 @@ struct DataPathBadInputTests {
         // The same proxy still serves good calls.
         let good = try await post(mesh.url, body: echo, method: "tools/call", name: "echo")
         #expect(good.status == 200 && good.body.contains("hi"), "\(good)")
+
+        // An upstream silent past the route's timeout: 504.
+        let applied = try mesh.control.cli(["apply", "-f", try mesh.control.file("timeout.yaml", mesh.config(allowAdd: true, routeTimeout: "1s"))])
+        #expect(applied.status == 0, "\(applied.stderr)")
+        try await mesh.agentProxy.waitUntil("the route timeout") {
+            (try await mesh.agentProxy.configDump()["resources"] as? [[String: Any]] ?? []).contains { "\($0)".contains("timeout") }
+        }
+        let pause = modernRequest(id: 9, method: "tools/call", params: ["name": "pause", "arguments": ["seconds": 3]])
+        let slow = try await post(mesh.url, body: pause, method: "tools/call", name: "pause")
+        #expect(slow.status == 504 && slow.errorCode == -32004 && slow.body.contains("1s"), "\(slow)")
         #expect(mesh.agentProxy.log.contains("proxy starting"))
     }
 

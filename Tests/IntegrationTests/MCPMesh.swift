@@ -84,7 +84,7 @@ final class MCPMesh: @unchecked Sendable {
     }
 
     /// The mesh config; `allowAdd` decides whether the agent may call `add`.
-    func config(allowAdd: Bool) -> String {
+    func config(allowAdd: Bool, routeTimeout: String? = nil) -> String {
         """
         apiVersion: tether.dev/v1alpha1
         kind: MCPBackend
@@ -101,7 +101,7 @@ final class MCPMesh: @unchecked Sendable {
         spec:
           agents: ["\(Self.agent)"]
           path: /github
-          backend: github
+          backend: github\(routeTimeout.map { "\n  timeout: \($0)" } ?? "")
         ---
         apiVersion: tether.dev/v1alpha1
         kind: AuthorizationPolicy
@@ -114,7 +114,7 @@ final class MCPMesh: @unchecked Sendable {
               methods: [initialize, ping, server/discover, "notifications/*", tools/list]
             - agents: ["\(Self.agent)"]
               methods: [tools/call]
-              tools: [echo, slow_count, delete_repo\(allowAdd ? ", add" : "")]
+              tools: [echo, slow_count, pause, delete_repo\(allowAdd ? ", add" : "")]
         ---
         apiVersion: tether.dev/v1alpha1
         kind: AuthorizationPolicy

@@ -47,6 +47,12 @@ def build_server():
         return f"deleted {name}"
 
     @mcp.tool()
+    async def pause(seconds: float) -> str:
+        """Say nothing for `seconds`, then answer: for timeout tests."""
+        await asyncio.sleep(seconds)
+        return f"paused {seconds}"
+
+    @mcp.tool()
     async def slow_count(n: int, ctx: Context) -> str:
         """Send n progress notifications ~50 ms apart, then return. With a progressToken in the
         request the first notification makes the server answer with an SSE stream."""

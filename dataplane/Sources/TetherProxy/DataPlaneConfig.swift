@@ -25,6 +25,13 @@ public struct DataPlaneConfig: Sendable {
     /// In-mesh backends this node serves, by name.
     let served: [String: Backend]
     public let authorization: AuthorizationEngine
+    /// The longest route timeout towards each backend: what the serving side
+    /// allows its upstream, so it never cuts a call the caller still waits for.
+    let backendTimeouts: [String: ConfigDuration]
+
+    /// The timeout of a route that sets none: how long an upstream may take
+    /// to begin its response, or stay silent in the middle of a POST's stream.
+    public static let defaultTimeout = ConfigDuration.seconds(300)
 
     public init(config: ProxyConfig, node: SPIFFEID) {
         let resources = config.resources.values.map(\.resource)
@@ -45,6 +52,10 @@ public struct DataPlaneConfig: Sendable {
             if case .inMesh(let inMesh) = entry.value, inMesh.spiffeID == node {
                 served[entry.key] = Backend(name: entry.key, spec: entry.value)
             }
+        }
+        backendTimeouts = routeSpecs.reduce(into: [:]) { timeouts, entry in
+            let timeout = entry.1.timeout ?? Self.defaultTimeout
+            timeouts[entry.1.backend] = max(timeouts[entry.1.backend] ?? timeout, timeout)
         }
         authorization = AuthorizationEngine(resources: resources)
         version = config.systemVersion
@@ -72,4 +83,7 @@ public struct DataPlaneConfig: Sendable {
     public func servedBackend(_ name: String) -> Backend? { served[name] }
 
     public var servedBackendNames: [String] { served.keys.sorted() }
+
+    /// The timeout for calls to a backend this proxy serves.
+    public func servedTimeout(_ backend: String) -> ConfigDuration { backendTimeouts[backend] ?? Self.defaultTimeout }
 }

@@ -38,10 +38,15 @@ final class HTTP1UpstreamConnection: Sendable {
     /// Carries one exchange; whether the connection can carry another.
     func exchange(_ head: HTTPRequest, body: ByteBuffer, receive: @escaping ResponsePartReceiver) async throws -> Bool {
         used.store(true, ordering: .relaxed)
-        return try await withCheckedThrowingContinuation { done in
-            if case .terminated = exchanges.yield(Exchange(head: head, body: body, receive: receive, done: done)) {
-                done.resume(throwing: UpstreamError(code: .closedBeforeResponse, reason: "the connection to the upstream is closed"))
+        // Cancelled (a timeout, the client gone): closing the connection ends the exchange.
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { done in
+                if case .terminated = exchanges.yield(Exchange(head: head, body: body, receive: receive, done: done)) {
+                    done.resume(throwing: UpstreamError(code: .closedBeforeResponse, reason: "the connection to the upstream is closed"))
+                }
             }
+        } onCancel: {
+            channel.close(promise: nil)
         }
     }
 

@@ -29,6 +29,18 @@ final class HTTP2UpstreamConnection: Sendable {
         } catch {
             throw UpstreamError(code: .closedBeforeResponse, reason: "cannot open a stream to the serving proxy: \(error)")
         }
+        // Cancelled (a timeout, the client gone): resetting the stream ends the exchange.
+        let streamChannel = stream.channel
+        try await withTaskCancellationHandler {
+            try await exchange(on: stream, head: head, body: body, receive: receive)
+        } onCancel: {
+            streamChannel.close(promise: nil)
+        }
+    }
+
+    private func exchange(
+        on stream: NIOAsyncChannel<HTTPResponsePart, HTTPRequestPart>, head: HTTPRequest, body: ByteBuffer, receive: @escaping ResponsePartReceiver
+    ) async throws {
         try await stream.executeThenClose { inbound, outbound in
             var parts: [HTTPRequestPart] = [.head(head)]
             if body.readableBytes > 0 { parts.append(.body(body)) }

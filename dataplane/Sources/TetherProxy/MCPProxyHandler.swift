@@ -46,6 +46,15 @@ struct MCPProxyHandler: HTTPRequestHandler {
         var decide: @Sendable (MCPCall) -> AuthorizationDecision
         var permits: @Sendable (MCPCall.Target, MCPCall) -> Bool
         var mayOpenSession: @Sendable (SPIFFEID) -> Bool
+        /// How long the upstream may take to begin a POST's response, or
+        /// stay silent within its stream. GET event streams may idle.
+        var timeout: ConfigDuration
+    }
+
+    /// The upstream stayed silent past the route's timeout.
+    struct UpstreamTimeout: Error, CustomStringConvertible {
+        var timeout: ConfigDuration
+        var description: String { "it sent nothing for \(timeout) (the route's timeout)" }
     }
 
     func handle(_ head: HTTPRequest, body: ByteBuffer, context: RequestContext, response: ResponseWriter) async throws {
@@ -159,13 +168,23 @@ struct MCPProxyHandler: HTTPRequestHandler {
         if body.readableBytes > 0 { upstreamHead.headerFields[.contentLength] = "\(body.readableBytes)" }
 
         let relay = ResponseRelay(writer: response, filter: listing)
+        let (upstreams, request, target, timeout) = (upstreams, upstreamHead, destination.target, destination.timeout)
         do {
-            try await upstreams.send(upstreamHead, body: body, to: destination.target) { part in try await relay.receive(part) }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    try await upstreams.send(request, body: body, to: target) { part in try await relay.receive(part) }
+                }
+                if head.method == .post {
+                    group.addTask { try await Self.watch(relay, timeout: timeout) }
+                }
+                try await group.next()
+                group.cancelAll()
+            }
             entry.upstreamStatus = await relay.status
             entry.status = entry.upstreamStatus ?? 0
             entry.responseBytes = await relay.bytes
         } catch {
-            let code = (error as? UpstreamError)?.code.rawValue ?? "downstream"
+            let code = (error as? UpstreamError)?.code.rawValue ?? (error is UpstreamTimeout ? "timeout" : "downstream")
             entry.upstreamError = code
             entry.upstreamStatus = await relay.status
             entry.responseBytes = await relay.bytes
@@ -176,7 +195,19 @@ struct MCPProxyHandler: HTTPRequestHandler {
                 throw error
             }
             logger.warning("upstream request failed", metadata: ["tether.upstream": "\(destination.target)", "error": "\(error)"])
-            try await refuse(MCPProtocolError(status: 502, code: MCPProtocolError.upstreamUnavailable, message: "the MCP server behind \(destination.label) is unavailable: \(error)"))
+            let status = error is UpstreamTimeout ? 504 : 502
+            try await refuse(MCPProtocolError(status: status, code: MCPProtocolError.upstreamUnavailable, message: "the MCP server behind \(destination.label) is unavailable: \(error)"))
+        }
+    }
+
+    /// Throws `UpstreamTimeout` once the upstream has been silent for
+    /// `timeout`; runs until cancelled otherwise.
+    static func watch(_ relay: ResponseRelay, timeout: ConfigDuration) async throws {
+        let limit = Duration.milliseconds(timeout.milliseconds)
+        while true {
+            let silent = ContinuousClock.now - (await relay.lastActivity)
+            if silent >= limit { throw UpstreamTimeout(timeout: timeout) }
+            try await Task.sleep(for: limit - silent)
         }
     }
 
@@ -201,7 +232,8 @@ struct MCPProxyHandler: HTTPRequestHandler {
                 return .success(Destination(
                     target: UpstreamTarget(host: inMesh.address.host, port: inMesh.address.port, security: .mesh(inMesh.spiffeID)),
                     scheme: "https", authority: route.backend.name, path: path, label: name, route: name, backend: route.backend.name,
-                    leavesMesh: false, decide: decide, permits: permits, mayOpenSession: { _ in true }
+                    leavesMesh: false, decide: decide, permits: permits, mayOpenSession: { _ in true },
+                    timeout: route.spec.timeout ?? DataPlaneConfig.defaultTimeout
                 ))
             case .external(let external):
                 let url = external.url
@@ -212,7 +244,8 @@ struct MCPProxyHandler: HTTPRequestHandler {
                     target: UpstreamTarget(host: url.host, port: url.port, security: security),
                     scheme: url.scheme, authority: UpstreamTarget.authority(of: url), path: Self.join(url.path, rest),
                     label: name, route: name, backend: route.backend.name, leavesMesh: true,
-                    decide: decide, permits: permits, mayOpenSession: { _ in true }
+                    decide: decide, permits: permits, mayOpenSession: { _ in true },
+                    timeout: route.spec.timeout ?? DataPlaneConfig.defaultTimeout
                 ))
             }
         case .inbound:
@@ -233,7 +266,8 @@ struct MCPProxyHandler: HTTPRequestHandler {
                 label: name, route: nil, backend: name, leavesMesh: true,
                 decide: { engine.decide($0, backend: name) },
                 permits: { engine.permits($0, listing: $1, backend: name) },
-                mayOpenSession: { engine.reaches($0, backend: name) }
+                mayOpenSession: { engine.reaches($0, backend: name) },
+                timeout: config.servedTimeout(name)
             ))
         }
     }

@@ -28,6 +28,8 @@ actor ResponseRelay {
     private var head: HTTPResponse?
     private(set) var status: Int?
     private(set) var bytes = 0
+    /// When the upstream last sent something (for the route timeout).
+    private(set) var lastActivity = ContinuousClock.now
 
     init(writer: ResponseWriter, filter: ListingFilter?) {
         self.writer = writer
@@ -46,6 +48,7 @@ actor ResponseRelay {
     ]
 
     func receive(_ part: HTTPResponsePart) async throws {
+        lastActivity = .now
         switch part {
         case .head(var response):
             for name in Self.hopByHop { response.headerFields[name] = nil }
