@@ -79,6 +79,7 @@ struct MCPProxyHandler: HTTPRequestHandler {
         }
         func refuse(_ error: MCPProtocolError, headers: HTTPFields = [:]) async throws {
             entry.status = error.status
+            entry.responseBytes = error.body.count
             entry.reason = entry.reason ?? error.message
             try await HTTPListener.writeError(error, to: response, headers: headers)
         }
