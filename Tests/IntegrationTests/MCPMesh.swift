@@ -11,13 +11,14 @@ final class MCPServerProcess: @unchecked Sendable {
     let logPath: String
     private let process: Process
 
-    init(root: URL) throws {
+    /// `tls`: serve HTTPS with this certificate and key (PEM files).
+    init(root: URL, tls: (certificate: String, key: String)? = nil) throws {
         port = freePort()
         logPath = root.appendingPathComponent("mcp-server-\(port).log").path
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", mcpPeerScript, "server", "--port", "\(port)"]
+        process.arguments = ["python3", mcpPeerScript, "server", "--port", "\(port)"] + (tls.map { ["--tls-cert", $0.certificate, "--tls-key", $0.key] } ?? [])
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         process.standardOutput = log
         process.standardError = log

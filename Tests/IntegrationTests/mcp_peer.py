@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """MCP test peer for Tether integration tests (MCP Python SDK `mcp` 2.x).
 
-  server: python3 mcp_peer.py server --port PORT [--host 127.0.0.1] [--legacy-only]
+  server: python3 mcp_peer.py server --port PORT [--host 127.0.0.1] [--legacy-only] [--tls-cert PEM --tls-key PEM]
       Streamable HTTP MCPServer at /mcp, stateful sessions (serves 2026-07-28 *and*
       the handshake generation), default DNS-rebinding protection (wrong Host -> 421).
       Prints "READY" once listening; exits cleanly on SIGTERM.
@@ -99,8 +99,10 @@ async def run_server(args):
     app = build_server().streamable_http_app(host=args.host)  # stateful, SSE responses
     if args.legacy_only:
         app = legacy_only(app)
+    # --tls-cert/--tls-key: HTTPS, as an MCP server outside the mesh would be.
     server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning",
-                                           timeout_graceful_shutdown=2))
+                                           timeout_graceful_shutdown=2,
+                                           ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key))
 
     async def announce():
         while not server.started and not server.should_exit:
@@ -246,6 +248,8 @@ def main():
     s.add_argument("--port", type=int, required=True)
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--legacy-only", action="store_true")
+    s.add_argument("--tls-cert", help="serve HTTPS with this certificate chain (PEM)")
+    s.add_argument("--tls-key", help="the certificate's private key (PEM)")
     c = sub.add_parser("client")
     c.add_argument("--url", required=True)
     c.add_argument("--generation", required=True, choices=[MODERN, LEGACY])
