@@ -8,9 +8,16 @@ import TetherIdentity
 import Glibc
 #endif
 
+/// Every data-path suite, one test at a time: each starts a whole mesh (a
+/// control plane, two proxies, the MCP SDK's server), which on a 2-core CI
+/// machine is load enough for one.
+@Suite("MCP data path", .serialized)
+enum DataPathTests {}
+
 /// The data path end to end: the official MCP Python SDK's client talks
 /// through the agent's tether-proxy (outbound) → mTLS HTTP/2 → the serving
 /// tether-proxy (inbound) → the SDK's server.
+extension DataPathTests {
 @Suite("MCP data path end to end")
 struct DataPathIntegrationTests {
     @Test(arguments: ["2026-07-28", "2025-11-25"])
@@ -69,9 +76,11 @@ struct DataPathIntegrationTests {
         #expect(metrics.contains("tether_proxy_mcp_request_duration_seconds_bucket"), "\(metrics)")
     }
 }
+}
 
 /// Bad input on both listeners: each gets its HTTP status and JSON-RPC
 /// code, or — on the inbound listener — no TLS session at all.
+extension DataPathTests {
 @Suite("MCP data path: bad input")
 struct DataPathBadInputTests {
     struct Case: CustomStringConvertible {
@@ -110,7 +119,8 @@ struct DataPathBadInputTests {
         #expect(good.status == 200 && good.body.contains("hi"), "\(good)")
 
         // An upstream silent past the route's timeout: 504.
-        let applied = try mesh.control.cli(["apply", "-f", try mesh.control.file("timeout.yaml", mesh.config(allowAdd: true, routeTimeout: "1s"))])
+        let file = try mesh.control.file("timeout.yaml", mesh.config(allowAdd: true, routeTimeout: "1s"))
+        let applied = try await offPool { try mesh.control.cli(["apply", "-f", file]) }
         #expect(applied.status == 0, "\(applied.stderr)")
         try await mesh.agentProxy.waitUntil("the route timeout") {
             (try await mesh.agentProxy.configDump()["resources"] as? [[String: Any]] ?? []).contains { "\($0)".contains("timeout") }
@@ -182,6 +192,7 @@ struct DataPathBadInputTests {
         #expect(good.status == 200, "\(good)")
     }
 }
+}
 
 /// An HTTP/1.1 request for `slow_count` that asks for progress (so the SDK
 /// server answers with an SSE stream, one event per step).
@@ -197,6 +208,7 @@ func slowCountRequest(n: Int, port: Int) -> [UInt8] {
     return Array(head.utf8) + Array(body)
 }
 
+extension DataPathTests {
 @Suite("MCP data path: streaming and shutdown")
 struct DataPathStreamingTests {
     @Test func sseEventsStreamThroughOneByOne() async throws {
@@ -205,10 +217,10 @@ struct DataPathStreamingTests {
         socket.send(slowCountRequest(n: 20, port: mesh.agentProxy.outboundPort))
         // The head and the first event arrive while the server is still counting:
         // a proxy that buffered the stream would deliver all 20 events and the result at once.
-        let first = socket.receive(until: { $0.contains("notifications/progress") }, seconds: 20)
+        let first = try await offPool { socket.receive(until: { $0.contains("notifications/progress") }, seconds: 20) }
         #expect(first.hasPrefix("HTTP/1.1 200") && first.lowercased().contains("content-type: text/event-stream"), "\(first)")
         #expect(first.contains("notifications/progress") && !first.contains("counted 20"), "\(first)")
-        let rest = socket.receive(until: { $0.contains("counted 20") }, seconds: 20)
+        let rest = try await offPool { socket.receive(until: { $0.contains("counted 20") }, seconds: 20) }
         #expect((first + rest).components(separatedBy: "notifications/progress").count - 1 == 20)
     }
 
@@ -216,19 +228,21 @@ struct DataPathStreamingTests {
         let mesh = try await MCPMesh()
         let socket = try LoopbackSocket(port: mesh.agentProxy.outboundPort)
         socket.send(slowCountRequest(n: 30, port: mesh.agentProxy.outboundPort))
-        let first = socket.receive(until: { $0.contains("notifications/progress") }, seconds: 20)
+        let first = try await offPool { socket.receive(until: { $0.contains("notifications/progress") }, seconds: 20) }
         #expect(first.contains("notifications/progress"), "\(first)")
         let proxy = mesh.agentProxy
-        let exit = Task.detached { proxy.stop() }
-        let rest = socket.receive(until: { $0.contains("counted 30") }, seconds: 20)
+        let exit = Task { try await offPool { proxy.stop() } }
+        let rest = try await offPool { socket.receive(until: { $0.contains("counted 30") }, seconds: 20) }
         #expect(rest.contains("counted 30"), "the stream in flight finished: \(rest)\n\(proxy.log)")
-        #expect(await exit.value == 0, "\(proxy.log)")
+        #expect(try await exit.value == 0, "\(proxy.log)")
         #expect(!isListening(proxy.outboundPort))
     }
 }
+}
 
 /// A raw TCP client, for what HTTP clients will not do (trickle headers).
-final class LoopbackSocket {
+final class LoopbackSocket: @unchecked Sendable {
+    // @unchecked: used by one task at a time; `fd` never changes.
     let fd: Int32
 
     init(port: Int) throws {
@@ -282,6 +296,7 @@ final class LoopbackSocket {
 
 /// Hot reload under load: policy changes apply to new calls at once, and
 /// nothing else notices — no failed call, no restart, no cut stream.
+extension DataPathTests {
 @Suite("MCP data path: hot reload")
 struct DataPathHotReloadTests {
     /// Failures a worker saw; a call denied by the policy in force is not one.
@@ -336,7 +351,8 @@ struct DataPathHotReloadTests {
         }
         applying.set(true)
         for change in 0..<100 {
-            let applied = try mesh.control.cli(["apply", "-f", try mesh.control.file("mesh-\(change).yaml", mesh.config(allowAdd: change % 2 == 1))])
+            let file = try mesh.control.file("mesh-\(change).yaml", mesh.config(allowAdd: change % 2 == 1))
+            let applied = try await offPool { try mesh.control.cli(["apply", "-f", file]) }
             #expect(applied.status == 0, "\(applied.stderr)")
         }
         applying.set(false)
@@ -360,6 +376,7 @@ struct DataPathHotReloadTests {
         #expect(mesh.agentProxy.log.components(separatedBy: "proxy starting").count == 2)
     }
 }
+}
 
 /// A flag shared between a test and its workers.
 final class ManagedFlag: Sendable {
@@ -370,6 +387,7 @@ final class ManagedFlag: Sendable {
 
 /// The other transports: h2c from the agent, HTTP/1.1 into the mesh, and
 /// MCP servers outside the mesh over TLS verified with their own CA.
+extension DataPathTests {
 @Suite("MCP data path: protocols")
 struct DataPathProtocolTests {
     func curl(_ mesh: MCPMesh, _ arguments: [String]) async throws -> String {
@@ -405,7 +423,7 @@ struct DataPathProtocolTests {
             let result = try await runTool(step, log: "\(dir)/openssl.log", seconds: 20)
             #expect(result.status == 0, "\(result.output)")
         }
-        let server = try MCPServerProcess(root: mesh.control.root, tls: ("\(dir)/server.pem", "\(dir)/server.key"))
+        let server = try await offPool { try MCPServerProcess(root: mesh.control.root, tls: ("\(dir)/server.pem", "\(dir)/server.key")) }
         func external(_ name: String, ca: String) -> String {
             """
             apiVersion: tether.dev/v1alpha1
@@ -429,7 +447,8 @@ struct DataPathProtocolTests {
             """
         }
         let config = external("outside", ca: "\(dir)/ca.pem") + "\n---\n" + external("impostor", ca: "\(dir)/other-ca.pem")
-        let applied = try mesh.control.cli(["apply", "-f", try mesh.control.file("external.yaml", config)])
+        let file = try mesh.control.file("external.yaml", config)
+        let applied = try await offPool { try mesh.control.cli(["apply", "-f", file]) }
         #expect(applied.status == 0, "\(applied.stderr)")
         try await mesh.agentProxy.waitUntil("the external routes") { try await mesh.agentProxy.versions()["Route/impostor"] != nil }
 
@@ -440,4 +459,5 @@ struct DataPathProtocolTests {
         let bad = try await post("http://127.0.0.1:\(mesh.agentProxy.outboundPort)/impostor", body: echo, method: "tools/call", name: "echo")
         #expect(bad.status == 502 && bad.errorCode == -32004, "\(bad)")
     }
+}
 }

@@ -40,6 +40,15 @@ final class MCPServerProcess: @unchecked Sendable {
     }
 }
 
+/// Runs blocking work (waiting for a process or a socket) on a Dispatch
+/// thread, never on one of the few threads Swift concurrency runs every test
+/// on: blocking those starves unrelated tests (2 on a 2-core machine).
+func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global().async { continuation.resume(with: Result { try work() }) }
+    }
+}
+
 let mcpPeerScript = repositoryRoot.appendingPathComponent("Tests/IntegrationTests/mcp_peer.py").path
 
 /// A whole mesh on loopback: a control plane, an MCP SDK server behind its
@@ -59,11 +68,14 @@ final class MCPMesh: @unchecked Sendable {
     var url: String { "http://127.0.0.1:\(agentProxy.outboundPort)/github" }
 
     init(proxyArguments: [String] = []) async throws {
-        control = try ControlPlaneProcess()
-        server = try MCPServerProcess(root: control.root)
-        serverProxy = try Self.join(control, Self.serving, arguments: proxyArguments)
-        agentProxy = try Self.join(control, Self.agent, arguments: proxyArguments)
-        let applied = try control.cli(["apply", "-f", try control.file("mesh.yaml", config(allowAdd: true))])
+        // Process starts wait for their ports: off the concurrency pool.
+        let control = try await offPool { try ControlPlaneProcess() }
+        self.control = control
+        server = try await offPool { try MCPServerProcess(root: control.root) }
+        serverProxy = try await offPool { try Self.join(control, Self.serving, arguments: proxyArguments) }
+        agentProxy = try await offPool { try Self.join(control, Self.agent, arguments: proxyArguments) }
+        let file = try control.file("mesh.yaml", config(allowAdd: true))
+        let applied = try await offPool { try control.cli(["apply", "-f", file]) }
         guard applied.status == 0 else { throw IntegrationError("apply failed: \(applied.stderr)") }
         for proxy in [agentProxy, serverProxy] {
             try await proxy.waitUntil("the proxy to be ready with the mesh config", seconds: 20) {
