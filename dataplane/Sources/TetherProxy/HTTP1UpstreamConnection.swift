@@ -6,6 +6,13 @@ import Synchronization
 /// Receives the parts of one upstream response, in order, as they arrive.
 typealias ResponsePartReceiver = @Sendable (HTTPResponsePart) async throws -> Void
 
+extension HTTPRequestPart {
+    /// A request whose body is already whole (the proxy reads bodies before forwarding).
+    static func whole(_ head: HTTPRequest, body: ByteBuffer) -> [HTTPRequestPart] {
+        body.readableBytes > 0 ? [.head(head), .body(body), .end(nil)] : [.head(head), .end(nil)]
+    }
+}
+
 /// One keep-alive HTTP/1.1 connection to an upstream. A task owns the
 /// channel for its whole life and carries one exchange at a time; the pool
 /// hands the connection to the next request once a response has ended
@@ -64,11 +71,8 @@ final class HTTP1UpstreamConnection: Sendable {
                 var responses = inbound.makeAsyncIterator()
                 for await exchange in exchanges {
                     pending = exchange
-                    var parts: [HTTPRequestPart] = [.head(exchange.head)]
-                    if exchange.body.readableBytes > 0 { parts.append(.body(exchange.body)) }
-                    parts.append(.end(nil))
                     do {
-                        try await outbound.write(contentsOf: parts)
+                        try await outbound.write(contentsOf: HTTPRequestPart.whole(exchange.head, body: exchange.body))
                     } catch {
                         throw UpstreamError(code: .closedBeforeResponse, reason: "the upstream closed the connection: \(error)")
                     }

@@ -42,11 +42,8 @@ final class HTTP2UpstreamConnection: Sendable {
         on stream: NIOAsyncChannel<HTTPResponsePart, HTTPRequestPart>, head: HTTPRequest, body: ByteBuffer, receive: @escaping ResponsePartReceiver
     ) async throws {
         try await stream.executeThenClose { inbound, outbound in
-            var parts: [HTTPRequestPart] = [.head(head)]
-            if body.readableBytes > 0 { parts.append(.body(body)) }
-            parts.append(.end(nil))
             do {
-                try await outbound.write(contentsOf: parts)
+                try await outbound.write(contentsOf: HTTPRequestPart.whole(head, body: body))
             } catch {
                 throw UpstreamError(code: .closedBeforeResponse, reason: "the serving proxy refused the request: \(error)")
             }
