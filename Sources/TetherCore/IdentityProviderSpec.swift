@@ -16,6 +16,18 @@ public struct IdentityProviderSpec: Hashable, Sendable, Codable {
     public var clockSkew: ConfigDuration?
 
     public static let defaultAlgorithms: [JWSAlgorithm] = [.rs256, .es256]
+
+    public init(
+        issuer: EndpointURL, audiences: [String], jwks: JWKSSource, allowedAlgorithms: [JWSAlgorithm] = Self.defaultAlgorithms,
+        subjectClaim: String? = nil, clockSkew: ConfigDuration? = nil
+    ) {
+        self.issuer = issuer
+        self.audiences = audiences
+        self.jwks = jwks
+        self.allowedAlgorithms = allowedAlgorithms
+        self.subjectClaim = subjectClaim
+        self.clockSkew = clockSkew
+    }
 }
 
 /// Where an identity provider's signing keys come from.

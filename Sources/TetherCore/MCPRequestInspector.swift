@@ -1,5 +1,13 @@
 import Foundation
 
+extension NSNumber {
+    /// JSONSerialization gives JSON booleans as NSNumbers too, of the
+    /// `__NSCFBoolean` class on Linux and Darwin alike.
+    public var isJSONBoolean: Bool {
+        String(describing: type(of: self)) == "__NSCFBoolean"
+    }
+}
+
 /// A JSON-RPC id as MCP allows it: a string or an integer (never null).
 public enum JSONRPCID: Hashable, Sendable, CustomStringConvertible {
     case string(String)
@@ -8,17 +16,11 @@ public enum JSONRPCID: Hashable, Sendable, CustomStringConvertible {
     init?(json: Any) {
         if let text = json as? String {
             self = .string(text)
-        } else if let number = json as? NSNumber, !Self.isBoolean(number), number.doubleValue == Double(number.int64Value) {
+        } else if let number = json as? NSNumber, !number.isJSONBoolean, number.doubleValue == Double(number.int64Value) {
             self = .number(number.int64Value)
         } else {
             return nil
         }
-    }
-
-    /// JSONSerialization gives JSON booleans as NSNumbers too, of the
-    /// `__NSCFBoolean` class on Linux and Darwin alike.
-    static func isBoolean(_ number: NSNumber) -> Bool {
-        String(describing: type(of: number)) == "__NSCFBoolean"
     }
 
     var json: Any {
