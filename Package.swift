@@ -206,6 +206,17 @@ let package = Package(
             path: "Benchmarks/XDSConvergence",
             swiftSettings: strict
         ),
+        // Test helpers shared by test targets: a test identity provider.
+        .target(
+            name: "TetherTestSupport",
+            dependencies: [
+                "TetherCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ],
+            path: "Tests/TetherTestSupport",
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "TetherCoreTests",
             dependencies: ["TetherCore"],
@@ -216,6 +227,7 @@ let package = Package(
             name: "TetherIdentityTests",
             dependencies: [
                 "TetherIdentity",
+                "TetherTestSupport",
                 .product(name: "JWTKit", package: "jwt-kit"),
                 "TetherCore",
                 .product(name: "X509", package: "swift-certificates"),
@@ -294,6 +306,7 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: [
                 "TetherCore",
+                "TetherTestSupport",
                 "TetherIdentity",
                 "TetherMeshIdentity",
                 "TetherProxy",

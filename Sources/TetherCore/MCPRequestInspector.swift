@@ -80,6 +80,9 @@ public struct MCPProtocolError: Error, Hashable, Sendable, CustomStringConvertib
     public static let invalidParams = -32602
     /// MCP 2026-07-28: the mirrored headers are missing or disagree with the body.
     public static let headerMismatch = -32020
+    /// The route needs the user's bearer token and it is missing or
+    /// invalid (HTTP 401 with `WWW-Authenticate`).
+    public static let unauthorized = -32001
     /// A call the caller may not make (an AuthorizationPolicy denies it),
     /// answered with HTTP 403; in the JSON-RPC range for server errors.
     public static let accessDenied = -32003

@@ -124,7 +124,7 @@ public struct TrustBundle: Hashable, Sendable {
         self.init(trustDomain: trustDomain, x509Authorities: certificates, jwtAuthorities: [])
     }
 
-    static func base64URLDecode(_ text: String) -> Data? {
+    public static func base64URLDecode(_ text: String) -> Data? {
         var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
         while base64.count % 4 != 0 { base64 += "=" }
         return Data(base64Encoded: base64)

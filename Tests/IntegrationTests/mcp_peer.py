@@ -61,6 +61,11 @@ def build_server():
             await asyncio.sleep(0.05)
         return f"counted {n}"
 
+    @mcp.tool()
+    def whoami() -> str:
+        """The Authorization header this server received with the call (for token tests)."""
+        return LAST_AUTHORIZATION["value"] or "(none)"
+
     @mcp.resource("file:///readme", mime_type="text/plain")
     def readme() -> str:
         return "Tether integration-test upstream."
@@ -71,6 +76,22 @@ def build_server():
         return f"Hello, {name}!"
 
     return mcp
+
+
+# The Authorization header of the latest POST: calls in the tests are sequential.
+LAST_AUTHORIZATION = {"value": None}
+
+
+def record_authorization(app):
+    """ASGI wrapper: remember what each POST carried in Authorization."""
+
+    async def wrapped(scope, receive, send):
+        if scope["type"] == "http" and scope["method"] == "POST":
+            value = dict(scope["headers"]).get(b"authorization")
+            LAST_AUTHORIZATION["value"] = value.decode("latin-1") if value else None
+        await app(scope, receive, send)
+
+    return wrapped
 
 
 def legacy_only(app):
@@ -96,7 +117,7 @@ def legacy_only(app):
 async def run_server(args):
     import uvicorn
 
-    app = build_server().streamable_http_app(host=args.host)  # stateful, SSE responses
+    app = record_authorization(build_server().streamable_http_app(host=args.host))  # stateful, SSE responses
     if args.legacy_only:
         app = legacy_only(app)
     # --tls-cert/--tls-key: HTTPS, as an MCP server outside the mesh would be.

@@ -25,6 +25,11 @@ public struct DataPlaneConfig: Sendable {
     /// In-mesh backends this node serves, by name.
     let served: [String: Backend]
     public let authorization: AuthorizationEngine
+    /// Identity providers and token exchanges by name, for the routes that use them.
+    public let identityProviders: [String: IdentityProviderSpec]
+    public let tokenExchanges: [String: TokenExchangeSpec]
+    /// Credential values by name (only those this proxy's token exchanges use reach it).
+    let credentials: [String: String]
     /// The longest route timeout towards each backend: what the serving side
     /// allows its upstream, so it never cuts a call the caller still waits for.
     let backendTimeouts: [String: ConfigDuration]
@@ -37,13 +42,21 @@ public struct DataPlaneConfig: Sendable {
         let resources = config.resources.values.map(\.resource)
         var backends: [String: MCPBackendSpec] = [:]
         var routeSpecs: [(String, RouteSpec)] = []
+        var identityProviders: [String: IdentityProviderSpec] = [:], tokenExchanges: [String: TokenExchangeSpec] = [:], credentials: [String: String] = [:]
         for resource in resources {
+            let name = resource.metadata.name
             switch resource.spec {
-            case .mcpBackend(let spec): backends[resource.metadata.name] = spec
-            case .route(let spec): routeSpecs.append((resource.metadata.name, spec))
+            case .mcpBackend(let spec): backends[name] = spec
+            case .route(let spec): routeSpecs.append((name, spec))
+            case .identityProvider(let spec): identityProviders[name] = spec
+            case .tokenExchange(let spec): tokenExchanges[name] = spec
+            case .credential(let spec): if case .plaintext(let value)? = spec.value { credentials[name] = value }
             default: break
             }
         }
+        self.identityProviders = identityProviders
+        self.tokenExchanges = tokenExchanges
+        self.credentials = credentials
         routes = routeSpecs.compactMap { name, spec -> Route? in
             guard spec.agents.contains(where: { $0.matches(node) }), let backend = backends[spec.backend] else { return nil }
             return Route(name: name, spec: spec, backend: Backend(name: spec.backend, spec: backend))
@@ -83,6 +96,9 @@ public struct DataPlaneConfig: Sendable {
     public func servedBackend(_ name: String) -> Backend? { served[name] }
 
     public var servedBackendNames: [String] { served.keys.sorted() }
+
+    /// A credential's value, by name.
+    public func credential(_ name: String) -> String? { credentials[name] }
 
     /// The timeout for calls to a backend this proxy serves.
     public func servedTimeout(_ backend: String) -> ConfigDuration { backendTimeouts[backend] ?? Self.defaultTimeout }

@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOHTTPTypes
 import TetherCore
+import TetherIdentity
 
 /// The request path of both data-path listeners, in one place:
 ///
@@ -29,6 +30,8 @@ struct MCPProxyHandler: HTTPRequestHandler {
     let metrics: ProxyMetrics
     let accessLog: AccessLog
     let logger: Logger
+    let authenticator: UserAuthenticator
+    let credentials: UpstreamCredentials
 
     /// Where one request goes, and the rules that apply to it there.
     struct Destination {
@@ -40,9 +43,9 @@ struct MCPProxyHandler: HTTPRequestHandler {
         var label: String
         var route: String?
         var backend: String
-        /// The user's own token stays inside the mesh: it is removed before
-        /// the request leaves it (to a local or external MCP server).
-        var leavesMesh: Bool
+        /// Outbound: the route, whose IdentityProvider authenticates the
+        /// user and whose TokenExchange makes the upstream token.
+        var routeSpec: RouteSpec?
         var decide: @Sendable (MCPCall) -> AuthorizationDecision
         var permits: @Sendable (MCPCall.Target, MCPCall) -> Bool
         var mayOpenSession: @Sendable (SPIFFEID) -> Bool
@@ -95,6 +98,14 @@ struct MCPProxyHandler: HTTPRequestHandler {
         }
         entry.agent = caller.description
 
+        if role == .outbound, head.method == .get, let path = head.path, path.hasPrefix(ProtectedResourceMetadata.prefix) {
+            entry.decision = "allow"
+            var status = 0
+            try await ProtectedResourceMetadata.serve(path: path, authority: head.authority, config: config, response: response) { status = $0 }
+            entry.status = status
+            return
+        }
+
         let destination: Destination
         switch self.destination(of: head, config: config) {
         case .success(let found): destination = found
@@ -102,6 +113,34 @@ struct MCPProxyHandler: HTTPRequestHandler {
         }
         entry.route = destination.route
         entry.backend = destination.backend
+
+        // The user, on routes that name an IdentityProvider.
+        var user: UserToken?
+        if let spec = destination.routeSpec, let provider = spec.identityProvider {
+            let challenge = ProtectedResourceMetadata.challenge(authority: head.authority, routePath: spec.path)
+            guard let idp = config.identityProviders[provider] else {
+                return try await refuse(MCPProtocolError(status: 503, code: MCPProtocolError.upstreamUnavailable, message: "IdentityProvider \(provider) is not in this proxy's config yet"))
+            }
+            guard let bearer = Self.bearer(head.headerFields[.authorization]) else {
+                entry.decision = "unauthenticated"
+                var fields = HTTPFields()
+                fields[.wwwAuthenticate] = challenge
+                return try await refuse(MCPProtocolError(status: 401, code: MCPProtocolError.unauthorized, message: "this route needs the user's bearer token from \(idp.issuer)"), headers: fields)
+            }
+            switch await authenticator.authenticate(bearer, provider: provider, spec: idp) {
+            case .success(let token):
+                user = token
+                entry.user = token.subject
+            case .failure(.rejected(let rejection)):
+                entry.decision = "unauthenticated"
+                var fields = HTTPFields()
+                fields[.wwwAuthenticate] = challenge + ", error=\"invalid_token\", error_description=\"\(rejection.reason.replacingOccurrences(of: "\"", with: "'"))\""
+                return try await refuse(MCPProtocolError(status: 401, code: MCPProtocolError.unauthorized, message: "the bearer token is not valid: \(rejection.reason)"), headers: fields)
+            case .failure(.unavailable(let reason)):
+                logger.warning("cannot authenticate users", metadata: ["tether.identity_provider": "\(provider)", "reason": "\(reason)"])
+                return try await refuse(MCPProtocolError(status: 503, code: MCPProtocolError.upstreamUnavailable, message: "cannot check the bearer token now: \(reason)"))
+            }
+        }
 
         // What the request asks for, and whether the caller may ask it.
         var listing: ResponseRelay.ListingFilter?
@@ -128,7 +167,7 @@ struct MCPProxyHandler: HTTPRequestHandler {
             case .prompt(let name)?: entry.prompt = name
             case nil: break
             }
-            let call = MCPCall(agent: caller, method: method, target: message.target)
+            let call = MCPCall(agent: caller, claims: user?.claims, method: method, target: message.target)
             let decision = destination.decide(call)
             entry.decision = decision.verdict.rawValue
             entry.policy = decision.policy
@@ -163,7 +202,19 @@ struct MCPProxyHandler: HTTPRequestHandler {
         for name in ResponseRelay.hopByHop { upstreamHead.headerFields[name] = nil }
         // The body was read whole (and answered 100 Continue if asked): nothing to expect upstream.
         upstreamHead.headerFields[.expect] = nil
-        if destination.leavesMesh { upstreamHead.headerFields[.authorization] = nil }
+        if role == .outbound {
+            // The agent's (user's) token never travels on: the route's TokenExchange supplies what the server gets.
+            upstreamHead.headerFields[.authorization] = nil
+            if let exchange = destination.routeSpec?.tokenExchange {
+                switch await credentials.header(exchange: exchange, config: config, user: user) {
+                case .success(let header): upstreamHead.headerFields[header.name] = header.value
+                case .failure(let failure):
+                    logger.warning("token exchange failed", metadata: ["tether.token_exchange": "\(exchange)", "reason": "\(failure.reason)"])
+                    entry.upstreamError = "token_exchange"
+                    return try await refuse(MCPProtocolError(status: 503, code: MCPProtocolError.upstreamUnavailable, message: "no token for the MCP server behind \(destination.label): \(failure.reason)"))
+                }
+            }
+        }
         upstreamHead.headerFields[.traceparent] = trace.child().traceparent
         upstreamHead.headerFields[.requestID] = requestID
         if body.readableBytes > 0 { upstreamHead.headerFields[.contentLength] = "\(body.readableBytes)" }
@@ -233,7 +284,7 @@ struct MCPProxyHandler: HTTPRequestHandler {
                 return .success(Destination(
                     target: UpstreamTarget(host: inMesh.address.host, port: inMesh.address.port, security: .mesh(inMesh.spiffeID)),
                     scheme: "https", authority: route.backend.name, path: path, label: name, route: name, backend: route.backend.name,
-                    leavesMesh: false, decide: decide, permits: permits, mayOpenSession: { _ in true },
+                    routeSpec: route.spec, decide: decide, permits: permits, mayOpenSession: { _ in true },
                     timeout: route.spec.timeout ?? DataPlaneConfig.defaultTimeout
                 ))
             case .external(let external):
@@ -244,7 +295,7 @@ struct MCPProxyHandler: HTTPRequestHandler {
                 return .success(Destination(
                     target: UpstreamTarget(host: url.host, port: url.port, security: security),
                     scheme: url.scheme, authority: UpstreamTarget.authority(of: url), path: Self.join(url.path, rest),
-                    label: name, route: name, backend: route.backend.name, leavesMesh: true,
+                    label: name, route: name, backend: route.backend.name, routeSpec: route.spec,
                     decide: decide, permits: permits, mayOpenSession: { _ in true },
                     timeout: route.spec.timeout ?? DataPlaneConfig.defaultTimeout
                 ))
@@ -264,7 +315,7 @@ struct MCPProxyHandler: HTTPRequestHandler {
             return .success(Destination(
                 target: UpstreamTarget(host: url.host, port: url.port, security: security),
                 scheme: url.scheme, authority: UpstreamTarget.authority(of: url), path: Self.join(url.path, rest),
-                label: name, route: nil, backend: name, leavesMesh: true,
+                label: name, route: nil, backend: name, routeSpec: nil,
                 decide: { engine.decide($0, backend: name) },
                 permits: { engine.permits($0, listing: $1, backend: name) },
                 mayOpenSession: { engine.reaches($0, backend: name) },
@@ -280,6 +331,15 @@ struct MCPProxyHandler: HTTPRequestHandler {
         if rest.isEmpty { return base }
         if rest.hasPrefix("?") { return base + rest }
         return (base.hasSuffix("/") ? String(base.dropLast()) : base) + rest
+    }
+}
+
+extension MCPProxyHandler {
+    /// The token of an `Authorization: Bearer …` header.
+    static func bearer(_ value: String?) -> String? {
+        guard let value, value.count > 7, value.prefix(7).lowercased() == "bearer " else { return nil }
+        let token = value.dropFirst(7).trimmingCharacters(in: .whitespaces)
+        return token.isEmpty ? nil : token
     }
 }
 

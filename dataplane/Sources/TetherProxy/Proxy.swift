@@ -127,7 +127,7 @@ public struct Proxy: Sendable {
             let service = WorkloadAPIService(identity: identity, mintJWTSVID: mintJWTSVID, logger: logger)
             services.append(WorkloadAPIServer(socketPath: socket, service: service, logger: logger))
         }
-        services += try Self.dataPath(configuration: configuration, node: node, store: store, identity: identity, metrics: metrics, logger: logger)
+        services += try Self.dataPath(configuration: configuration, node: node, store: store, identity: identity, mintJWTSVID: mintJWTSVID, metrics: metrics, logger: logger)
         let admin = ProxyAdmin(node: node, store: store, identity: identity, metrics: metrics)
         services += [
             XDSClient(
@@ -143,12 +143,18 @@ public struct Proxy: Sendable {
 
     /// The outbound and inbound listeners, sharing one upstream pool.
     static func dataPath(
-        configuration: Configuration, node: SPIFFEID, store: ProxyConfigStore, identity: WorkloadIdentityPublisher?, metrics: ProxyMetrics, logger: Logger
+        configuration: Configuration, node: SPIFFEID, store: ProxyConfigStore, identity: WorkloadIdentityPublisher?,
+        mintJWTSVID: (@Sendable (_ audience: [String]) async throws -> String)?, metrics: ProxyMetrics, logger: Logger
     ) throws(ProxyError) -> [any Service] {
         let accessLog = try AccessLog(destination: configuration.accessLog)
         let upstreams = UpstreamPool(identity: identity, logger: logger)
+        let authenticator = UserAuthenticator(upstreams: upstreams)
+        let credentials = UpstreamCredentials(cache: TokenCache(), mintJWTSVID: mintJWTSVID)
         func handler(_ role: MCPProxyHandler.Role) -> MCPProxyHandler {
-            MCPProxyHandler(role: role, node: node, store: store, upstreams: upstreams, metrics: metrics, accessLog: accessLog, logger: logger)
+            MCPProxyHandler(
+                role: role, node: node, store: store, upstreams: upstreams, metrics: metrics, accessLog: accessLog, logger: logger,
+                authenticator: authenticator, credentials: credentials
+            )
         }
         func listener(_ name: String, _ address: HostPort, tls: HTTPListener.TLS?) -> HTTPListener.Configuration {
             HTTPListener.Configuration(
