@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import ServiceLifecycle
 
 #if canImport(Glibc)
@@ -15,12 +16,15 @@ public struct AdminRequest: Sendable {
     public var path: String
     public var query: [String: String]
     public var body: Data
+    /// On a TLS listener: the client certificate (DER) its verifier accepted, if any.
+    public var peerCertificate: [UInt8]?
 
-    public init(method: String, path: String, query: [String: String] = [:], body: Data = Data()) {
+    public init(method: String, path: String, query: [String: String] = [:], body: Data = Data(), peerCertificate: [UInt8]? = nil) {
         self.method = method
         self.path = path
         self.query = query
         self.body = body
+        self.peerCertificate = peerCertificate
     }
 }
 
@@ -60,18 +64,36 @@ public struct LocalHTTPServer: Service {
 
     public typealias Handler = @Sendable (AdminRequest, _ caller: String) async -> AdminResponse
 
+    /// TLS for a TCP listener: the server context, and the verifier of
+    /// client certificates (with optional or required verification, as the
+    /// context says).
+    public struct TLS: Sendable {
+        public var context: NIOSSLContext
+        public var verify: @Sendable ([NIOSSLCertificate], EventLoopPromise<NIOSSLVerificationResultWithMetadata>) -> Void
+
+        public init(context: NIOSSLContext, verify: @escaping @Sendable ([NIOSSLCertificate], EventLoopPromise<NIOSSLVerificationResultWithMetadata>) -> Void) {
+            self.context = context
+            self.verify = verify
+        }
+    }
+
     public let address: Address
     public let logger: Logger
     public let maximumBodySize: Int
     /// The longest a client may go without sending anything.
     public let requestTimeout: TimeAmount
+    public let tls: TLS?
     private let handler: Handler
     private let bound: (@Sendable (Address) -> Void)?
 
     /// - Parameter bound: called with the actual address once listening (for
     ///   port 0).
-    public init(address: Address, maximumBodySize: Int = 32 * 1024 * 1024, requestTimeout: TimeAmount = .seconds(30), logger: Logger, bound: (@Sendable (Address) -> Void)? = nil, handler: @escaping Handler) {
+    public init(
+        address: Address, tls: TLS? = nil, maximumBodySize: Int = 32 * 1024 * 1024, requestTimeout: TimeAmount = .seconds(30), logger: Logger,
+        bound: (@Sendable (Address) -> Void)? = nil, handler: @escaping Handler
+    ) {
         self.address = address
+        self.tls = tls
         self.maximumBodySize = maximumBodySize
         self.requestTimeout = requestTimeout
         self.logger = logger
@@ -84,8 +106,12 @@ public struct LocalHTTPServer: Service {
     public func run() async throws {
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+        let tls = tls
         let initializer: @Sendable (any Channel) -> EventLoopFuture<(Connection, String)> = { channel in
             Self.callerIdentity(of: channel).flatMapThrowing { caller in
+                if let tls {
+                    try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.context, customVerificationCallbackWithMetadata: tls.verify))
+                }
                 // A client that connects and then stalls is closed, so it can
                 // neither pin a task nor hold up graceful shutdown.
                 try channel.pipeline.syncOperations.addHandlers([
@@ -145,7 +171,8 @@ public struct LocalHTTPServer: Service {
                         body.writeBuffer(&chunk)
                     case .end:
                         guard let head else { return }
-                        let request = Self.request(head, body: body)
+                        var request = Self.request(head, body: body)
+                        if tls != nil { request.peerCertificate = try await Self.peerCertificate(of: connection.channel) }
                         let response = await handler(request, caller)
                         logger.debug("admin request", metadata: [
                             "tether.admin.method": "\(request.method)", "tether.admin.path": "\(request.path)",
@@ -178,6 +205,14 @@ public struct LocalHTTPServer: Service {
             query[item.name] = item.value ?? ""
         }
         return AdminRequest(method: head.method.rawValue, path: components?.path ?? head.uri, query: query, body: Data(body.readableBytesView))
+    }
+
+    /// The verified client certificate of a TLS connection (the handshake
+    /// is over once a request has arrived).
+    static func peerCertificate(of channel: any Channel) async throws -> [UInt8]? {
+        try await channel.eventLoop.submit {
+            try channel.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self).peerCertificate?.toDERBytes()
+        }.get()
     }
 
     /// `unix:NAME(uid=N)` for a Unix-socket peer (SO_PEERCRED), else the

@@ -23,6 +23,11 @@ public struct MCPCall: Hashable, Sendable {
     /// The agents that delegated to `agent`, nearest first (from nested
     /// `act` claims); empty for a direct call.
     public var actors: [SPIFFEID]
+    /// On the serving side: the user was authenticated, and `claims`
+    /// conditions checked, by the calling proxy — which holds the user's
+    /// token; this side never sees it. `claims` conditions then count as met
+    /// in allow rules and unmet in deny rules (the calling proxy enforced both).
+    public var claimsCheckedByCaller: Bool = false
     /// The JSON-RPC method.
     public var method: String
     public var target: Target?
@@ -189,9 +194,16 @@ public struct AuthorizationEngine: Sendable {
         return AuthorizationDecision(verdict: .deny, policy: nil, rule: nil, reason: "no AuthorizationPolicy on \(scope) allows \(what) for \(call.agent)")
     }
 
+    func matchesWithoutClaims(_ rule: AuthorizationPolicySpec.Rule, _ call: MCPCall, action: AuthorizationPolicySpec.Action) -> Bool {
+        var rule = rule
+        rule.claims = nil
+        return matches(rule, call, action: action)
+    }
+
     func matches(_ rule: AuthorizationPolicySpec.Rule, _ call: MCPCall, action: AuthorizationPolicySpec.Action) -> Bool {
         if let agents = rule.agents, !agents.contains(where: { $0.matches(call.agent) }) { return false }
         if let required = rule.claims {
+            if call.claims == nil, call.claimsCheckedByCaller { return action == .allow && matchesWithoutClaims(rule, call, action: action) }
             guard let claims = call.claims else { return false }
             for (name, values) in required {
                 guard let present = claims[name], present.contains(where: values.contains) else { return false }

@@ -87,6 +87,8 @@ final class ControlPlaneProcess: @unchecked Sendable {
     let xds: XDS
     let xdsPort: Int
     let bootstrapPort: Int
+    /// The built-in token service (HTTPS).
+    let tokenPort: Int
     let arguments: [String]
     private var process: Process?
     private(set) var logPath = ""
@@ -100,6 +102,7 @@ final class ControlPlaneProcess: @unchecked Sendable {
         self.xds = xds
         xdsPort = freePort()
         bootstrapPort = freePort()
+        tokenPort = freePort()
         self.arguments = arguments
         try start()
     }
@@ -124,6 +127,7 @@ final class ControlPlaneProcess: @unchecked Sendable {
         process.arguments = [
             "run", "--data-dir", dataDirectory, "--trust-domain", "example.org",
             "--xds-address", "127.0.0.1:\(xdsPort)", "--bootstrap-address", "127.0.0.1:\(bootstrapPort)",
+            "--token-address", "127.0.0.1:\(tokenPort)",
         ] + (xds == .insecure ? ["--insecure-xds"] : []) + arguments
         process.standardOutput = try FileHandle(forWritingTo: log)
         process.standardError = try FileHandle(forWritingTo: log)

@@ -92,7 +92,7 @@ final class MCPMesh: @unchecked Sendable {
         return try ProxyProcess(
             xdsPort: control.xdsPort, root: control.root,
             identity: ["--bootstrap", "127.0.0.1:\(control.bootstrapPort)", "--join-token", created.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "--ca-hash", pin],
-            arguments: arguments
+            arguments: ["--token-service", "127.0.0.1:\(control.tokenPort)"] + arguments
         )
     }
 

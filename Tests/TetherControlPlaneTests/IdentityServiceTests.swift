@@ -12,7 +12,7 @@ struct IdentityServiceTests {
 
     func service(_ plane: TestControlPlane) async throws -> IdentityService {
         let ca = try CAFiles.loadOrCreate(in: plane.directory, trustDomain: "example.org")
-        let issuer = try await JWTSVIDIssuer(trustDomain: "example.org", key: try CAFiles.loadOrCreateJWTKey(in: plane.directory))
+        let issuer = try await JWTSVIDIssuer(trustDomain: "example.org", key: try CAFiles.loadOrCreateSigningKey("jwt.key", in: plane.directory))
         return IdentityService(ca: ca, jwtIssuer: issuer, store: plane.store, svidTTL: 3600)
     }
 

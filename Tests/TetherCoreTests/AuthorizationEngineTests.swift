@@ -63,6 +63,21 @@ struct AuthorizationEngineTests {
         #expect(Self.engine.decide(Self.call("tools/list", agent: stranger), backend: "github").reason.contains("no route brings agent"))
     }
 
+    @Test func theServingSideLeavesClaimsToTheCallingProxy() {
+        var call = Self.call("tools/call", .tool("get_issue"), claims: nil)
+        #expect(!Self.engine.decide(call, backend: "github").allowed, "without the caller's word, a claims condition is unmet")
+        call.claimsCheckedByCaller = true
+        let allowed = Self.engine.decide(call, backend: "github")
+        #expect(allowed.allowed && allowed.policy == "github-read-only", "\(allowed)")
+        // Everything else still holds on the serving side: deny rules, tools, agents.
+        var delete = Self.call("tools/call", .tool("delete_repo"), claims: nil)
+        delete.claimsCheckedByCaller = true
+        #expect(Self.engine.decide(delete, backend: "github").policy == "github-no-writes")
+        var stranger = Self.call("tools/call", .tool("get_issue"), agent: try! SPIFFEID("spiffe://example.org/agent/other"), claims: nil)
+        stranger.claimsCheckedByCaller = true
+        #expect(!Self.engine.decide(stranger, backend: "github").allowed)
+    }
+
     @Test func aRouteWithoutPoliciesDeniesEverything() throws {
         let yaml = """
             apiVersion: tether.dev/v1alpha1

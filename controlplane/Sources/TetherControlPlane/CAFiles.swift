@@ -39,10 +39,11 @@ public enum CAFiles {
         }
     }
 
-    /// The trust domain's JWT-SVID signing key, `jwt.key` (0600): kept
-    /// across restarts so JWT-SVIDs already handed out keep verifying.
-    public static func loadOrCreateJWTKey(in directory: DataDirectory) throws(ControlPlaneError) -> P256.Signing.PrivateKey {
-        let path = "\(directory.path)/jwt.key"
+    /// A P-256 signing key in the data directory (0600): `jwt.key` for
+    /// JWT-SVIDs, `token.key` for the token service's access tokens. Kept
+    /// across restarts so tokens already handed out keep verifying.
+    public static func loadOrCreateSigningKey(_ name: String, in directory: DataDirectory) throws(ControlPlaneError) -> P256.Signing.PrivateKey {
+        let path = "\(directory.path)/\(name)"
         if FileManager.default.fileExists(atPath: path) {
             var info = stat()
             guard stat(path, &info) == 0, info.st_mode & 0o077 == 0 else {

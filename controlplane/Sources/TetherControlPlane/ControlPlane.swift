@@ -31,6 +31,11 @@ public struct ControlPlane: Sendable {
         /// Other X.509 authorities of the trust domain to trust and publish
         /// (e.g. a SPIRE server's bundle, for proxies on `--spiffe-endpoint-socket`).
         public var additionalAuthorities: [Certificate] = []
+        /// Where to serve the built-in token service (HTTPS, with mTLS for
+        /// token exchange); nil serves none. Only with mTLS listeners.
+        public var tokenService: HostPort?
+        /// The token service's issuer URL; default `https://<tokenService>`.
+        public var tokenIssuer: String?
 
         public static let defaultTrustDomain = "tether.local"
 
@@ -65,7 +70,7 @@ public struct ControlPlane: Sendable {
         let ca = try CAFiles.loadOrCreate(in: directory, trustDomain: configuration.trustDomain, provided: configuration.providedCA)
         let jwtIssuer: JWTSVIDIssuer
         do {
-            jwtIssuer = try await JWTSVIDIssuer(trustDomain: ca.trustDomain, key: try CAFiles.loadOrCreateJWTKey(in: directory))
+            jwtIssuer = try await JWTSVIDIssuer(trustDomain: ca.trustDomain, key: try CAFiles.loadOrCreateSigningKey("jwt.key", in: directory))
         } catch let error as ControlPlaneError {
             throw error
         } catch {
@@ -118,6 +123,17 @@ public struct ControlPlane: Sendable {
                     services: [ads, IdentityAPI(identity: identity, logger: logger)], logger: logger,
                     onShutdown: { publisher.close() }, bound: report("xds")
                 ))
+                if let tokenAddress = configuration.tokenService {
+                    let tokenIssuer = try await AccessTokenIssuer(
+                        issuer: configuration.tokenIssuer ?? "https://\(tokenAddress)", key: try CAFiles.loadOrCreateSigningKey("token.key", in: directory)
+                    )
+                    let tokens = TokenService(issuer: tokenIssuer, snapshot: publisher, logger: logger)
+                    let reportToken = report("token")
+                    services.append(LocalHTTPServer(
+                        address: .tcp(host: tokenAddress.host, port: tokenAddress.port), tls: try TokenServiceTLS.make(identity: own.publisher, verifier: verifier),
+                        logger: logger, bound: { address in if case .tcp(_, let port) = address { reportToken?(port) } }
+                    ) { request, _ in await tokens.handle(request) })
+                }
             } catch let error as ControlPlaneError {
                 throw error
             } catch {

@@ -31,6 +31,12 @@ struct Run: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Where proxies redeem join tokens (TLS).", valueName: "host:port"))
     var bootstrapAddress = "127.0.0.1:15013"
 
+    @Option(name: .long, help: ArgumentHelp("Where to serve the built-in token service (HTTPS; RFC 8693 token exchange with the proxy's SVID, JWKS, RFC 8414 metadata); \"none\" to serve none.", valueName: "host:port"))
+    var tokenAddress = "127.0.0.1:15014"
+
+    @Option(name: .long, help: ArgumentHelp("The token service's issuer URL, the iss of its tokens (default https://<token-address>).", valueName: "url"))
+    var tokenIssuer: String?
+
     @Flag(help: "Serve xDS without TLS and without identity services. Loopback addresses only; for tests and local development.")
     var insecureXDS = false
 
@@ -95,6 +101,13 @@ struct Run: AsyncParsableCommand {
             throw CLIError("--bootstrap-address \(bootstrapAddress) is not host:port")
         }
         configuration.listeners = insecureXDS ? .insecure(xds: xds) : .mTLS(xds: xds, bootstrap: bootstrap)
+        if tokenAddress != "none", !insecureXDS {
+            guard let token = try? HostPort(tokenAddress) else {
+                throw CLIError("--token-address \(tokenAddress) is not host:port (or \"none\")")
+            }
+            configuration.tokenService = token
+            configuration.tokenIssuer = tokenIssuer
+        }
         let controlPlane: ControlPlane
         do {
             controlPlane = try await ControlPlane(configuration: configuration, logger: logger)

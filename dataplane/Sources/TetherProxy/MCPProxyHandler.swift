@@ -167,7 +167,12 @@ struct MCPProxyHandler: HTTPRequestHandler {
             case .prompt(let name)?: entry.prompt = name
             case nil: break
             }
-            let call = MCPCall(agent: caller, claims: user?.claims, method: method, target: message.target)
+            let call = {
+                var call = MCPCall(agent: caller, claims: user?.claims, method: method, target: message.target)
+                // The serving side never sees the user's token: the calling proxy checked it and its claims.
+                call.claimsCheckedByCaller = role == .inbound
+                return call
+            }()
             let decision = destination.decide(call)
             entry.decision = decision.verdict.rawValue
             entry.policy = decision.policy

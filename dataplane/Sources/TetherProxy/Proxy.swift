@@ -50,6 +50,9 @@ public struct Proxy: Sendable {
         public var outbound: HostPort? = try? HostPort("127.0.0.1:15001")
         /// The mTLS listener in front of a local MCP server; nil serves none.
         public var inbound: HostPort? = try? HostPort("0.0.0.0:15006")
+        /// The control plane's token service (for `builtin` token exchanges);
+        /// by default the control plane's host, port 15014.
+        public var tokenService: HostPort?
         /// Access log: a path, "-" for stdout, nil for none.
         public var accessLog: String? = "-"
         /// How long a client may take to send a request head.
@@ -59,6 +62,7 @@ public struct Proxy: Sendable {
         public init(control: HostPort, identity: IdentitySource) {
             self.control = control
             self.identity = identity
+            tokenService = try? HostPort(control.host.contains(":") ? "[\(control.host)]:15014" : "\(control.host):15014")
         }
     }
 
@@ -149,7 +153,11 @@ public struct Proxy: Sendable {
         let accessLog = try AccessLog(destination: configuration.accessLog)
         let upstreams = UpstreamPool(identity: identity, logger: logger)
         let authenticator = UserAuthenticator(upstreams: upstreams)
-        let credentials = UpstreamCredentials(cache: TokenCache(), mintJWTSVID: mintJWTSVID)
+        let tokenService = configuration.tokenService.flatMap { address -> UpstreamTarget? in
+            guard identity != nil else { return nil }
+            return UpstreamTarget(host: address.host, port: address.port, security: .controlPlane(ControlPlaneIdentity.id(trustDomain: node.trustDomain)))
+        }
+        let credentials = UpstreamCredentials(cache: TokenCache(), mintJWTSVID: mintJWTSVID, tokenService: tokenService, upstreams: upstreams)
         func handler(_ role: MCPProxyHandler.Role) -> MCPProxyHandler {
             MCPProxyHandler(
                 role: role, node: node, store: store, upstreams: upstreams, metrics: metrics, accessLog: accessLog, logger: logger,

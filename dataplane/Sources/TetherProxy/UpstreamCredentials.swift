@@ -1,5 +1,8 @@
 import Foundation
 import HTTPTypes
+import NIOCore
+import NIOHTTPTypes
+import Synchronization
 import TetherCore
 import TetherIdentity
 
@@ -21,6 +24,9 @@ struct UpstreamCredentials: Sendable {
     let cache: TokenCache
     /// Mints a JWT-SVID of this proxy's identity; nil without an identity.
     let mintJWTSVID: (@Sendable (_ audience: [String]) async throws -> String)?
+    /// The built-in token service (mTLS to the control plane); nil without one.
+    let tokenService: UpstreamTarget?
+    let upstreams: UpstreamPool
 
     func header(exchange name: String, config: DataPlaneConfig, user: UserToken?) async -> Result<Header, Failure> {
         guard let exchange = config.tokenExchanges[name] else {
@@ -50,9 +56,61 @@ struct UpstreamCredentials: Sendable {
             } catch {
                 return .failure(Failure(reason: "no JWT-SVID for \(audience): \(error)"))
             }
-        case .builtin, .rfc8693:
-            return .failure(Failure(reason: "TokenExchange \(name) is of type \(exchange.type.rawValue), which this proxy cannot perform yet"))
+        case .builtin:
+            guard let tokenService, let audience = exchange.audience else {
+                return .failure(Failure(reason: "TokenExchange \(name) needs the control plane's token service, which this proxy has no mTLS connection to"))
+            }
+            guard let user else {
+                return .failure(Failure(reason: "TokenExchange \(name) exchanges the user's token and the route authenticates no user (set its identityProvider)"))
+            }
+            let scopes = exchange.scopes ?? []
+            do {
+                let key = TokenCache.Key(exchange: name, userToken: user.raw, audience: audience, scopes: scopes)
+                let minted = try await cache.token(for: key) {
+                    try await exchangeWithBuiltin(tokenService, subjectToken: user.raw, audience: audience, scopes: scopes)
+                }
+                return .success(Header(name: .authorization, value: "Bearer \(minted.value)"))
+            } catch {
+                return .failure(Failure(reason: "the token service refused or failed: \(error)"))
+            }
+        case .rfc8693:
+            return .failure(Failure(reason: "TokenExchange \(name) is of type rfc8693 (an external token service), which this proxy cannot perform yet"))
         }
+    }
+
+    /// One RFC 8693 exchange at the control plane's token service, which
+    /// knows this proxy by its client certificate.
+    func exchangeWithBuiltin(_ service: UpstreamTarget, subjectToken: String, audience: String, scopes: [String]) async throws -> TokenCache.Minted {
+        var form = URLComponents()
+        form.queryItems = [
+            URLQueryItem(name: "grant_type", value: "urn:ietf:params:oauth:grant-type:token-exchange"),
+            URLQueryItem(name: "subject_token", value: subjectToken),
+            URLQueryItem(name: "subject_token_type", value: "urn:ietf:params:oauth:token-type:jwt"),
+            URLQueryItem(name: "audience", value: audience),
+        ] + (scopes.isEmpty ? [] : [URLQueryItem(name: "scope", value: scopes.joined(separator: " "))])
+        // `+` in a token would read as a space in a form: encode it.
+        let body = (form.percentEncodedQuery ?? "").replacingOccurrences(of: "+", with: "%2B")
+        var head = HTTPRequest(method: .post, scheme: "https", authority: "\(service.host):\(service.port)", path: "/oauth2/token")
+        head.headerFields[.contentType] = "application/x-www-form-urlencoded"
+        head.headerFields[.accept] = "application/json"
+        head.headerFields[.contentLength] = "\(body.utf8.count)"
+        let answer = Mutex<(status: Int, bytes: ByteBuffer)>((0, ByteBuffer()))
+        try await upstreams.send(head, body: ByteBuffer(string: body), to: service) { part in
+            answer.withLock { state in
+                switch part {
+                case .head(let response): state.status = response.status.code
+                case .body(var chunk): if state.bytes.readableBytes < 1024 * 1024 { state.bytes.writeBuffer(&chunk) }
+                case .end: break
+                }
+            }
+        }
+        let (status, bytes) = answer.withLock { $0 }
+        let object = (try? JSONSerialization.jsonObject(with: Data(bytes.readableBytesView))) as? [String: Any] ?? [:]
+        guard status == 200, let token = object["access_token"] as? String, let expiresIn = (object["expires_in"] as? NSNumber)?.doubleValue else {
+            let reason = [object["error"], object["error_description"]].compactMap { $0 as? String }.joined(separator: ": ")
+            throw Failure(reason: "HTTP \(status)\(reason.isEmpty ? "" : " \(reason)")")
+        }
+        return TokenCache.Minted(value: token, expiresAt: Date().addingTimeInterval(expiresIn))
     }
 
     /// The `exp` of a JWT this proxy was just given (not a validation).

@@ -114,12 +114,23 @@ final class UpstreamPool: Sendable {
 
     private func newHTTP1Connection(to target: UpstreamTarget) async throws -> HTTP1UpstreamConnection {
         let context = try sslContext(for: target.security)
+        let verifier: SPIFFEPeerVerifier? = if case .controlPlane(let expected) = target.security, let identity {
+            SPIFFEPeerVerifier(role: "token-client", logger: logger, bundle: { identity.current.bundle }, authorize: SPIFFEPeerVerifier.only(expected))
+        } else {
+            nil
+        }
         do {
             let channel = try await bootstrap().connect(host: target.host, port: target.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
-                    if let context, case .tls(let serverName, _, _) = target.security {
+                    switch (context, target.security) {
+                    case (let context?, .tls(let serverName, _, _)):
                         try sync.addHandler(NIOSSLClientHandler(context: context, serverHostname: serverName.isIPAddress ? nil : serverName))
+                    case (let context?, .controlPlane):
+                        guard let verifier else { throw UpstreamError(code: .connect, reason: "no SVID to verify the control plane with") }
+                        try sync.addHandler(NIOSSLClientHandler(context: context, serverHostname: nil, customVerificationCallbackWithMetadata: verifier.callback))
+                    default:
+                        break
                     }
                     try sync.addHTTPClientHandlers()
                     try sync.addHandler(HTTP1ToHTTPClientCodec())
@@ -207,12 +218,14 @@ final class UpstreamPool: Sendable {
         switch security {
         case .cleartext:
             return nil
-        case .mesh:
-            guard let identity else { return nil }
+        case .mesh, .controlPlane:
+            guard let identity else {
+                throw UpstreamError(code: .connect, reason: "this proxy has no SVID (it runs with --insecure-xds), so it cannot use mTLS")
+            }
             configuration = try TLSConfiguration.makeClientConfiguration(certificateReloader: SVIDCertificateReloader { identity.current.svid })
             // The verifier checks the chain against the bundle current at handshake time.
             configuration.certificateVerification = .noHostnameVerification
-            configuration.applicationProtocols = ["h2"]
+            if case .mesh = security { configuration.applicationProtocols = ["h2"] } else { configuration.applicationProtocols = ["http/1.1"] }
         case .tls(_, let caPEM, let caFile):
             configuration = TLSConfiguration.makeClientConfiguration()
             configuration.applicationProtocols = ["http/1.1"]

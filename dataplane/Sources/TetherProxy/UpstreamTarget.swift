@@ -14,6 +14,9 @@ struct UpstreamTarget: Hashable, Sendable, CustomStringConvertible {
         /// HTTP/1.1 over TLS to a server outside the mesh, verified against
         /// its CA (PEM) or the system roots, by `serverName`.
         case tls(serverName: String, caPEM: String?, caFile: String?)
+        /// HTTP/1.1 over mTLS to the control plane's token service, which
+        /// must present exactly this SPIFFE ID.
+        case controlPlane(SPIFFEID)
     }
 
     var host: String
@@ -26,6 +29,7 @@ struct UpstreamTarget: Hashable, Sendable, CustomStringConvertible {
         case .cleartext: "http://\(authority)"
         case .mesh(let id): "mesh://\(authority) (\(id))"
         case .tls: "https://\(authority)"
+        case .controlPlane(let id): "https://\(authority) (\(id))"
         }
     }
 

@@ -74,6 +74,9 @@ struct Run: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The mTLS listener in front of a local MCP server (peers must present an X.509-SVID of the trust domain); \"none\" to serve none.", valueName: "host:port"))
     var inboundAddress = "0.0.0.0:15006"
 
+    @Option(help: ArgumentHelp("The control plane's token service, for builtin token exchanges (default: the --control host, port 15014).", valueName: "host:port"))
+    var tokenService: String?
+
     @Option(help: ArgumentHelp("Where to write the JSON access log, one line per MCP request: a file, \"-\" for stdout, or \"none\".", valueName: "path"))
     var accessLog = "-"
 
@@ -117,6 +120,10 @@ struct Run: AsyncParsableCommand {
         configuration.outbound = try listener("outbound-address", outboundAddress)
         configuration.inbound = try listener("inbound-address", inboundAddress)
         configuration.accessLog = accessLog == "none" ? nil : accessLog
+        if let tokenService {
+            guard let address = try? HostPort(tokenService) else { throw ValidationError("--token-service \(tokenService) is not host:port") }
+            configuration.tokenService = address
+        }
         guard requestHeaderTimeout > 0, requestHeaderTimeout <= 3600 else {
             throw ValidationError("--request-header-timeout must be between 0 and 3600 seconds")
         }

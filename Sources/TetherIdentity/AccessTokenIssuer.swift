@@ -1,0 +1,85 @@
+import Crypto
+import Foundation
+import JWTKit
+import TetherCore
+
+/// Mints the access tokens of the built-in token service: RFC 9068 JWTs
+/// (`typ: at+jwt`, ES256) for one MCP server (`aud`), for one user (`sub`),
+/// naming the agent that asked (`client_id`, and `act` per RFC 8693 §4.1),
+/// with the scope the policy allows and a lifetime no longer than the
+/// user's own token.
+public struct AccessTokenIssuer: Sendable {
+    /// The token service's URL: the tokens' `iss`.
+    public let issuer: String
+    public let kid: String
+    public let publicKey: P256.Signing.PublicKey
+    private let keys: JWTKeyCollection
+
+    public init(issuer: String, key: P256.Signing.PrivateKey) async throws(IdentityError) {
+        self.issuer = issuer
+        publicKey = key.publicKey
+        kid = JWTSVIDIssuer.thumbprint(key.publicKey)
+        keys = JWTKeyCollection()
+        do {
+            await keys.add(ecdsa: try ES256PrivateKey(backing: key), kid: JWKIdentifier(string: kid))
+        } catch {
+            throw IdentityError(.invalidCA, "cannot use the token signing key: \(error)")
+        }
+    }
+
+    public struct Grant: Sendable {
+        public var subject: String
+        public var audience: String
+        public var actor: SPIFFEID
+        public var scopes: [String]
+        public var expiresAt: Date
+
+        public init(subject: String, audience: String, actor: SPIFFEID, scopes: [String], expiresAt: Date) {
+            self.subject = subject
+            self.audience = audience
+            self.actor = actor
+            self.scopes = scopes
+            self.expiresAt = expiresAt
+        }
+    }
+
+    public func mint(_ grant: Grant, now: Date = Date()) async throws(IdentityError) -> String {
+        let claims = AccessTokenClaims(
+            iss: IssuerClaim(value: issuer), sub: SubjectClaim(value: grant.subject), aud: AudienceClaim(value: [grant.audience]),
+            client_id: grant.actor.description, scope: grant.scopes.isEmpty ? nil : grant.scopes.joined(separator: " "),
+            act: Actor(sub: grant.actor.description), exp: ExpirationClaim(value: grant.expiresAt), iat: IssuedAtClaim(value: now),
+            jti: IDClaim(value: UUID().uuidString.lowercased())
+        )
+        do {
+            return try await keys.sign(claims, kid: JWKIdentifier(string: kid), header: ["typ": "at+jwt"])
+        } catch {
+            throw IdentityError(.invalidRequest, "cannot sign an access token: \(error)")
+        }
+    }
+
+    /// The public key as a JWK Set, for servers that validate the tokens.
+    public var jwks: String {
+        let (x, y) = JWTSVIDIssuer.coordinates(publicKey)
+        return #"{"keys":[{"alg":"ES256","crv":"P-256","kid":"\#(kid)","kty":"EC","use":"sig","x":"\#(x)","y":"\#(y)"}]}"#
+    }
+
+    struct Actor: Codable, Sendable {
+        var sub: String
+    }
+
+    struct AccessTokenClaims: JWTPayload {
+        var iss: IssuerClaim
+        var sub: SubjectClaim
+        var aud: AudienceClaim
+        var client_id: String
+        var scope: String?
+        var act: Actor
+        var exp: ExpirationClaim
+        var iat: IssuedAtClaim
+        var jti: IDClaim
+
+        func verify(using algorithm: some JWTAlgorithm) async throws {
+            try exp.verifyNotExpired()
+        }
+    }
+}
