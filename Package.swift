@@ -271,6 +271,9 @@ let package = Package(
             name: "TetherControlPlaneTests",
             dependencies: [
                 "TetherControlPlane",
+                "TetherTestSupport",
+                "TetherXDS",
+                "TetherAdminHTTP",
                 "TetherIdentity",
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
