@@ -682,5 +682,59 @@ struct DataPathTokenExchangeTests {
         #expect(other.status == 503 && other.errorCode == -32004 && other.body.contains("no token"), "\(other)")
         #expect(mesh.serverProxy.accessLog.count == forwarded, "nothing reached the serving proxy")
     }
+
+    @Test func anExternalRFC8693ServiceAuthenticatesTheClientAndLearnsTheActor() async throws {
+        let mesh = try await MCPMesh()
+        let idp = TestIdentityProvider()
+        let service = try await offPool {
+            try MCPServerProcess(root: mesh.control.root, role: "token-service", extra: ["--client-id", "tether proxy", "--client-secret", "s3cret+/="])
+        }
+        func exchange(_ name: String, secret: String) -> String {
+            """
+            apiVersion: tether.dev/v1alpha1
+            kind: Credential
+            metadata: {name: \(name)}
+            spec: {value: "\(secret)"}
+            ---
+            apiVersion: tether.dev/v1alpha1
+            kind: TokenExchange
+            metadata: {name: \(name)}
+            spec: {type: rfc8693, endpoint: "http://127.0.0.1:\(service.port)/token", audience: "\(Self.audience)", clientID: tether proxy, clientSecret: \(name), scopes: [repo:read]}
+            ---
+            apiVersion: tether.dev/v1alpha1
+            kind: Route
+            metadata: {name: \(name)}
+            spec: {agents: ["\(MCPMesh.agent)"], path: /\(name), backend: github, identityProvider: corp-sso, tokenExchange: \(name)}
+            ---
+            apiVersion: tether.dev/v1alpha1
+            kind: AuthorizationPolicy
+            metadata: {name: \(name)}
+            spec:
+              targets: {routes: [\(name)]}
+              action: allow
+              rules: [{claims: {groups: [engineering]}, methods: [tools/call], tools: [whoami]}]
+            """
+        }
+        let idpConfig = config(idp).components(separatedBy: "\n---\n")[0]
+        let yaml = [idpConfig, exchange("external", secret: "s3cret+/="), exchange("wrong-secret", secret: "guess")].joined(separator: "\n---\n")
+        let file = try mesh.control.file("external-exchange.yaml", yaml)
+        let applied = try await offPool { try mesh.control.cli(["apply", "-f", file]) }
+        #expect(applied.status == 0, "\(applied.stderr)")
+        try await mesh.agentProxy.waitUntil("the external exchange routes") { try await mesh.agentProxy.versions()["AuthorizationPolicy/wrong-secret"] != nil }
+
+        let userToken = idp.token(idp.claims())
+        let whoami = modernRequest(id: 1, method: "tools/call", params: ["name": "whoami", "arguments": [String: Any]()])
+        let base = "http://127.0.0.1:\(mesh.agentProxy.outboundPort)"
+        let good = try await post(base + "/external", body: whoami, method: "tools/call", name: "whoami", headers: ["Authorization": "Bearer \(userToken)"])
+        let presented = good.body.components(separatedBy: "Bearer ext.").dropFirst().first?.prefix { $0 != "\"" && $0 != "\\" }.description ?? ""
+        let issued = TrustBundle.base64URLDecode(presented).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] } ?? [:]
+        #expect(good.status == 200 && issued["sub"] as? String == "ada@example.com" && issued["aud"] as? String == Self.audience, "\(good)\n\(service.log)")
+        // The agent is the actor: its JWT-SVID went along as actor_token.
+        #expect(issued["act"] as? String == MCPMesh.agent && issued["scope"] as? String == "repo:read", "\(issued)")
+        // A wrong client secret: the service refuses, the call fails closed with the reason.
+        let bad = try await post(base + "/wrong-secret", body: whoami, method: "tools/call", name: "whoami", headers: ["Authorization": "Bearer \(userToken)"])
+        #expect(bad.status == 503 && bad.body.contains("invalid_client"), "\(bad)")
+        #expect(service.log.components(separatedBy: "EXCHANGED").count - 1 == 1, "\(service.log)")
+    }
 }
 }

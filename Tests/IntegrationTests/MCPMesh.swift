@@ -12,13 +12,14 @@ final class MCPServerProcess: @unchecked Sendable {
     private let process: Process
 
     /// `tls`: serve HTTPS with this certificate and key (PEM files).
-    init(root: URL, tls: (certificate: String, key: String)? = nil) throws {
+    /// `role`: "server", or "token-service" with its `extra` arguments.
+    init(root: URL, tls: (certificate: String, key: String)? = nil, role: String = "server", extra: [String] = []) throws {
         port = freePort()
         logPath = root.appendingPathComponent("mcp-server-\(port).log").path
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", mcpPeerScript, "server", "--port", "\(port)"] + (tls.map { ["--tls-cert", $0.certificate, "--tls-key", $0.key] } ?? [])
+        process.arguments = ["python3", mcpPeerScript, role, "--port", "\(port)"] + (tls.map { ["--tls-cert", $0.certificate, "--tls-key", $0.key] } ?? []) + extra
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         process.standardOutput = log
         process.standardError = log
@@ -38,6 +39,8 @@ final class MCPServerProcess: @unchecked Sendable {
             process.waitUntilExit()
         }
     }
+
+    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 }
 
 /// Runs blocking work (waiting for a process or a socket) on a Dispatch

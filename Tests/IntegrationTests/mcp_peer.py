@@ -7,6 +7,8 @@
       Prints "READY" once listening; exits cleanly on SIGTERM.
       --legacy-only answers every 2026-07-28 request with HTTP 400 / JSON-RPC -32022
       (data.supported = handshake versions), so only the initialize generation works.
+  token-service: python3 mcp_peer.py token-service --port PORT --client-id ID --client-secret SECRET
+      A stand-in enterprise RFC 8693 token service (HTTP Basic client auth); logs EXCHANGED per exchange.
   client: python3 mcp_peer.py client --url URL --generation {2026-07-28,2025-11-25}
               [--scenario basic] [--call TOOL [--args JSON]]... [--timeout S] [--trace]
       Prints ONE JSON object on stdout. Exit 0 = ran to the end, 2 = connection failure.
@@ -137,6 +139,58 @@ async def run_server(args):
     announcer = asyncio.create_task(announce())
     await server.serve()
     announcer.cancel()
+
+
+# ----------------------------------------------------------------------------- token service
+def run_token_service(args):
+    """A stand-in for an enterprise RFC 8693 token service: checks the OAuth client (HTTP Basic),
+    reads the subject and actor tokens (unverified: this is the peer, not what is under test) and
+    answers with a token that says what it was given. Logs one EXCHANGED line per exchange."""
+    import base64
+    import http.server
+    from urllib.parse import parse_qs, unquote
+
+    def claims(token):
+        try:
+            part = token.split(".")[1]
+            return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+        except Exception:
+            return {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *_):
+            pass
+
+        def answer(self, status, body):
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_POST(self):
+            form = {k: v[0] for k, v in parse_qs(self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()).items()}
+            basic = self.headers.get("Authorization", "")
+            try:
+                client_id, secret = (unquote(x) for x in base64.b64decode(basic.removeprefix("Basic ")).decode().split(":", 1))
+            except Exception:
+                client_id, secret = None, None
+            if (client_id, secret) != (args.client_id, args.client_secret):
+                return self.answer(401, {"error": "invalid_client", "error_description": "bad client credentials"})
+            if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:token-exchange":
+                return self.answer(400, {"error": "unsupported_grant_type"})
+            issued = {"sub": claims(form.get("subject_token", "")).get("email"), "aud": form.get("audience"),
+                      "act": claims(form.get("actor_token", "")).get("sub"), "scope": form.get("scope")}
+            print("EXCHANGED", json.dumps(issued), flush=True)
+            token = "ext." + base64.urlsafe_b64encode(json.dumps(issued).encode()).decode().rstrip("=")
+            self.answer(200, {"access_token": token, "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
+                              "token_type": "Bearer", "expires_in": 300})
+
+    server = http.server.ThreadingHTTPServer((args.host, args.port), Handler)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    print("READY", flush=True)
+    server.serve_forever()
 
 
 # ----------------------------------------------------------------------------- client
@@ -271,6 +325,11 @@ def main():
     s.add_argument("--legacy-only", action="store_true")
     s.add_argument("--tls-cert", help="serve HTTPS with this certificate chain (PEM)")
     s.add_argument("--tls-key", help="the certificate's private key (PEM)")
+    t = sub.add_parser("token-service")
+    t.add_argument("--port", type=int, required=True)
+    t.add_argument("--host", default="127.0.0.1")
+    t.add_argument("--client-id", required=True)
+    t.add_argument("--client-secret", required=True)
     c = sub.add_parser("client")
     c.add_argument("--url", required=True)
     c.add_argument("--generation", required=True, choices=[MODERN, LEGACY])
@@ -282,6 +341,9 @@ def main():
     args = p.parse_args()
     if args.role == "server":
         asyncio.run(run_server(args))
+        return 0
+    if args.role == "token-service":
+        run_token_service(args)
         return 0
     return asyncio.run(run_client(args))
 

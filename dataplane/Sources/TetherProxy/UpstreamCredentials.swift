@@ -74,28 +74,80 @@ struct UpstreamCredentials: Sendable {
                 return .failure(Failure(reason: "the token service refused or failed: \(error)"))
             }
         case .rfc8693:
-            return .failure(Failure(reason: "TokenExchange \(name) is of type rfc8693 (an external token service), which this proxy cannot perform yet"))
+            guard let endpoint = exchange.endpoint, let audience = exchange.audience, let clientID = exchange.clientID,
+                let secretName = exchange.clientSecret, let secret = config.credential(secretName)
+            else {
+                return .failure(Failure(reason: "TokenExchange \(name) lacks its endpoint, audience, client ID or client secret (Credential \(exchange.clientSecret ?? "?"))"))
+            }
+            guard let user else {
+                return .failure(Failure(reason: "TokenExchange \(name) exchanges the user's token and the route authenticates no user (set its identityProvider)"))
+            }
+            let scopes = exchange.scopes ?? []
+            do {
+                let key = TokenCache.Key(exchange: name, userToken: user.raw, audience: audience, scopes: scopes)
+                let minted = try await cache.token(for: key) {
+                    // The agent as actor (RFC 8693 §2.1): its JWT-SVID for the token service, when it has one.
+                    let actor = try? await mintJWTSVID?([endpoint.description])
+                    return try await exchangeWithExternal(endpoint, clientID: clientID, secret: secret, subjectToken: user.raw, actorToken: actor, audience: audience, scopes: scopes)
+                }
+                return .success(Header(name: .authorization, value: "Bearer \(minted.value)"))
+            } catch {
+                return .failure(Failure(reason: "the token service at \(endpoint) refused or failed: \(error)"))
+            }
         }
     }
 
-    /// One RFC 8693 exchange at the control plane's token service, which
-    /// knows this proxy by its client certificate.
-    func exchangeWithBuiltin(_ service: UpstreamTarget, subjectToken: String, audience: String, scopes: [String]) async throws -> TokenCache.Minted {
-        var form = URLComponents()
-        form.queryItems = [
+    /// One RFC 8693 exchange at an external token service, authenticating
+    /// as its OAuth client with HTTP Basic (RFC 6749 §2.3.1).
+    func exchangeWithExternal(
+        _ endpoint: EndpointURL, clientID: String, secret: String, subjectToken: String, actorToken: String?, audience: String, scopes: [String]
+    ) async throws -> TokenCache.Minted {
+        func encoded(_ text: String) -> String {
+            text.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? text
+        }
+        let basic = Data("\(encoded(clientID)):\(encoded(secret))".utf8).base64EncodedString()
+        var fields = Self.exchangeForm(subjectToken: subjectToken, audience: audience, scopes: scopes)
+        if let actorToken {
+            fields += [URLQueryItem(name: "actor_token", value: actorToken), URLQueryItem(name: "actor_token_type", value: "urn:ietf:params:oauth:token-type:jwt")]
+        }
+        let security: UpstreamTarget.Security = endpoint.scheme == "https" ? .tls(serverName: endpoint.host, caPEM: nil, caFile: nil) : .cleartext
+        return try await post(
+            fields, to: UpstreamTarget(host: endpoint.host, port: endpoint.port, security: security), scheme: endpoint.scheme,
+            authority: UpstreamTarget.authority(of: endpoint), path: endpoint.path.isEmpty ? "/" : endpoint.path, authorization: "Basic \(basic)"
+        )
+    }
+
+    static func exchangeForm(subjectToken: String, audience: String, scopes: [String]) -> [URLQueryItem] {
+        [
             URLQueryItem(name: "grant_type", value: "urn:ietf:params:oauth:grant-type:token-exchange"),
             URLQueryItem(name: "subject_token", value: subjectToken),
             URLQueryItem(name: "subject_token_type", value: "urn:ietf:params:oauth:token-type:jwt"),
             URLQueryItem(name: "audience", value: audience),
         ] + (scopes.isEmpty ? [] : [URLQueryItem(name: "scope", value: scopes.joined(separator: " "))])
+    }
+
+    /// One RFC 8693 exchange at the control plane's token service, which
+    /// knows this proxy by its client certificate.
+    func exchangeWithBuiltin(_ service: UpstreamTarget, subjectToken: String, audience: String, scopes: [String]) async throws -> TokenCache.Minted {
+        try await post(
+            Self.exchangeForm(subjectToken: subjectToken, audience: audience, scopes: scopes), to: service,
+            scheme: "https", authority: "\(service.host):\(service.port)", path: "/oauth2/token", authorization: nil
+        )
+    }
+
+    /// POSTs a token request form and reads the token response (RFC 6749 §5).
+    func post(_ fields: [URLQueryItem], to target: UpstreamTarget, scheme: String, authority: String, path: String, authorization: String?) async throws -> TokenCache.Minted {
+        var form = URLComponents()
+        form.queryItems = fields
         // `+` in a token would read as a space in a form: encode it.
         let body = (form.percentEncodedQuery ?? "").replacingOccurrences(of: "+", with: "%2B")
-        var head = HTTPRequest(method: .post, scheme: "https", authority: "\(service.host):\(service.port)", path: "/oauth2/token")
+        var head = HTTPRequest(method: .post, scheme: scheme, authority: authority, path: path)
         head.headerFields[.contentType] = "application/x-www-form-urlencoded"
         head.headerFields[.accept] = "application/json"
         head.headerFields[.contentLength] = "\(body.utf8.count)"
+        if let authorization { head.headerFields[.authorization] = authorization }
         let answer = Mutex<(status: Int, bytes: ByteBuffer)>((0, ByteBuffer()))
-        try await upstreams.send(head, body: ByteBuffer(string: body), to: service) { part in
+        try await upstreams.send(head, body: ByteBuffer(string: body), to: target) { part in
             answer.withLock { state in
                 switch part {
                 case .head(let response): state.status = response.status.code
@@ -106,11 +158,13 @@ struct UpstreamCredentials: Sendable {
         }
         let (status, bytes) = answer.withLock { $0 }
         let object = (try? JSONSerialization.jsonObject(with: Data(bytes.readableBytesView))) as? [String: Any] ?? [:]
-        guard status == 200, let token = object["access_token"] as? String, let expiresIn = (object["expires_in"] as? NSNumber)?.doubleValue else {
+        guard status == 200, let token = object["access_token"] as? String else {
             let reason = [object["error"], object["error_description"]].compactMap { $0 as? String }.joined(separator: ": ")
             throw Failure(reason: "HTTP \(status)\(reason.isEmpty ? "" : " \(reason)")")
         }
-        return TokenCache.Minted(value: token, expiresAt: Date().addingTimeInterval(expiresIn))
+        // Without expires_in, reuse it for a minute at most.
+        let lifetime = (object["expires_in"] as? NSNumber)?.doubleValue ?? 60
+        return TokenCache.Minted(value: token, expiresAt: Date().addingTimeInterval(lifetime))
     }
 
     /// The `exp` of a JWT this proxy was just given (not a validation).
