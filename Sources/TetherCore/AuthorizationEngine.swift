@@ -24,9 +24,10 @@ public struct MCPCall: Hashable, Sendable {
     /// `act` claims); empty for a direct call.
     public var actors: [SPIFFEID]
     /// On the serving side: the user was authenticated, and `claims`
-    /// conditions checked, by the calling proxy — which holds the user's
-    /// token; this side never sees it. `claims` conditions then count as met
-    /// in allow rules and unmet in deny rules (the calling proxy enforced both).
+    /// conditions and delegation limits checked, by the calling proxy —
+    /// which holds the user's token; this side never sees it. `claims`
+    /// conditions then count as met in allow rules and unmet in deny rules,
+    /// and delegation limits as met (the calling proxy enforced them).
     public var claimsCheckedByCaller: Bool = false
     /// The JSON-RPC method.
     public var method: String
@@ -181,7 +182,8 @@ public struct AuthorizationEngine: Sendable {
         var delegationRefusal: AuthorizationDecision?
         for policy in policies where policy.spec.action == .allow {
             guard let index = policy.spec.rules.firstIndex(where: { matches($0, call, action: .allow) }) else { continue }
-            if let problem = delegationProblem(policy.spec.delegation, call) {
+            // On the serving side the chain, like the claims, was checked by the calling proxy.
+            if !call.claimsCheckedByCaller, let problem = delegationProblem(policy.spec.delegation, call) {
                 delegationRefusal = delegationRefusal ?? AuthorizationDecision(
                     verdict: .deny, policy: policy.name, rule: index, reason: "AuthorizationPolicy \(policy.name) would allow it, but \(problem)"
                 )

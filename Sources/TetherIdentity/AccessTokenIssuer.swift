@@ -31,13 +31,17 @@ public struct AccessTokenIssuer: Sendable {
         public var subject: String
         public var audience: String
         public var actor: SPIFFEID
+        /// Who acted before `actor`, nearest first (the subject token's own
+        /// `act` chain); they nest below it in the issued token's `act`.
+        public var delegatedBy: [String]
         public var scopes: [String]
         public var expiresAt: Date
 
-        public init(subject: String, audience: String, actor: SPIFFEID, scopes: [String], expiresAt: Date) {
+        public init(subject: String, audience: String, actor: SPIFFEID, delegatedBy: [String] = [], scopes: [String], expiresAt: Date) {
             self.subject = subject
             self.audience = audience
             self.actor = actor
+            self.delegatedBy = delegatedBy
             self.scopes = scopes
             self.expiresAt = expiresAt
         }
@@ -47,7 +51,7 @@ public struct AccessTokenIssuer: Sendable {
         let claims = AccessTokenClaims(
             iss: IssuerClaim(value: issuer), sub: SubjectClaim(value: grant.subject), aud: AudienceClaim(value: [grant.audience]),
             client_id: grant.actor.description, scope: grant.scopes.isEmpty ? nil : grant.scopes.joined(separator: " "),
-            act: Actor(sub: grant.actor.description), exp: ExpirationClaim(value: grant.expiresAt), iat: IssuedAtClaim(value: now),
+            act: ([grant.actor.description] + grant.delegatedBy).reversed().reduce(nil) { inner, sub in Actor(sub: sub, act: inner) }!, exp: ExpirationClaim(value: grant.expiresAt), iat: IssuedAtClaim(value: now),
             jti: IDClaim(value: UUID().uuidString.lowercased())
         )
         do {
@@ -63,8 +67,15 @@ public struct AccessTokenIssuer: Sendable {
         return #"{"keys":[{"alg":"ES256","crv":"P-256","kid":"\#(kid)","kty":"EC","use":"sig","x":"\#(x)","y":"\#(y)"}]}"#
     }
 
-    struct Actor: Codable, Sendable {
-        var sub: String
+    /// RFC 8693 §4.1 `act`: the current actor, with the prior ones nested.
+    final class Actor: Codable, Sendable {
+        let sub: String
+        let act: Actor?
+
+        init(sub: String, act: Actor?) {
+            self.sub = sub
+            self.act = act
+        }
     }
 
     struct AccessTokenClaims: JWTPayload {

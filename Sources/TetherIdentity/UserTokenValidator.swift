@@ -12,6 +12,10 @@ public struct UserToken: Sendable {
     public var claims: [String: [String]]
     public var issuer: String
     public var expiresAt: Date
+    /// The agents that acted for the user, nearest first, from the nested
+    /// `act` claim (RFC 8693 §4.1) of a token the built-in token service
+    /// issued to an agent that was itself called by another.
+    public var actors: [String] = []
     /// The token as presented (for exchanges: never logged, never forwarded).
     public var raw: String
 }
@@ -140,7 +144,13 @@ public struct UserTokenValidator: Sendable {
         guard let subject = payload[subjectClaim] as? String, !subject.isEmpty else {
             return .failure(TokenRejection(.subject, "the token has no \(subjectClaim) claim naming the user"))
         }
-        return .success(UserToken(subject: subject, claims: Self.claims(payload), issuer: issuer, expiresAt: expiry, raw: token))
+        var actors: [String] = []
+        var act = payload["act"] as? [String: Any]
+        while let current = act, let actor = current["sub"] as? String, actors.count < 32 {
+            actors.append(actor)
+            act = current["act"] as? [String: Any]
+        }
+        return .success(UserToken(subject: subject, claims: Self.claims(payload), issuer: issuer, expiresAt: expiry, actors: actors, raw: token))
     }
 
     /// Claims as authorization conditions read them.

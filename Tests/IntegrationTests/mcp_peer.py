@@ -68,6 +68,35 @@ def build_server():
         """The Authorization header this server received with the call (for token tests)."""
         return LAST_AUTHORIZATION["value"] or "(none)"
 
+    @mcp.tool()
+    async def delegate() -> str:
+        """Act as a specialist agent: call whoami on --delegate-url (the next MCP server, through
+        this agent's own proxy) with the token this server was called with."""
+        import urllib.error
+        import urllib.request
+
+        if not DELEGATE["url"]:
+            return "(no --delegate-url)"
+        body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "whoami", "arguments": {}, "_meta": {
+            "io.modelcontextprotocol/protocolVersion": MODERN, "io.modelcontextprotocol/clientInfo": {"name": "specialist", "version": "1"},
+            "io.modelcontextprotocol/clientCapabilities": {}}}}
+        headers = {"Accept": "application/json, text/event-stream", "MCP-Protocol-Version": MODERN,
+                   "Mcp-Method": "tools/call", "Mcp-Name": "whoami"}
+        if LAST_AUTHORIZATION["value"]:
+            headers["Authorization"] = LAST_AUTHORIZATION["value"]
+        headers["Content-Type"] = "application/json"
+        request = urllib.request.Request(DELEGATE["url"], data=json.dumps(body).encode(), headers=headers, method="POST")
+
+        def send():
+            try:
+                with urllib.request.urlopen(request, timeout=20) as response:
+                    return response.status, response.read().decode()
+            except urllib.error.HTTPError as error:
+                return error.code, error.read().decode()
+
+        status, text = await asyncio.to_thread(send)
+        return f"HTTP {status} {text}"
+
     @mcp.resource("file:///readme", mime_type="text/plain")
     def readme() -> str:
         return "Tether integration-test upstream."
@@ -82,6 +111,8 @@ def build_server():
 
 # The Authorization header of the latest POST: calls in the tests are sequential.
 LAST_AUTHORIZATION = {"value": None}
+# Where the delegate tool calls next (--delegate-url).
+DELEGATE = {"url": None}
 
 
 def record_authorization(app):
@@ -119,6 +150,7 @@ def legacy_only(app):
 async def run_server(args):
     import uvicorn
 
+    DELEGATE["url"] = args.delegate_url
     app = record_authorization(build_server().streamable_http_app(host=args.host))  # stateful, SSE responses
     if args.legacy_only:
         app = legacy_only(app)
@@ -325,6 +357,7 @@ def main():
     s.add_argument("--legacy-only", action="store_true")
     s.add_argument("--tls-cert", help="serve HTTPS with this certificate chain (PEM)")
     s.add_argument("--tls-key", help="the certificate's private key (PEM)")
+    s.add_argument("--delegate-url", help="the MCP endpoint the delegate tool calls (a specialist agent's next hop)")
     t = sub.add_parser("token-service")
     t.add_argument("--port", type=int, required=True)
     t.add_argument("--host", default="127.0.0.1")

@@ -22,6 +22,13 @@ struct UserTokenValidatorTests {
         }
     }
 
+    @Test func anActChainIsReadNearestFirst() async throws {
+        let act: [String: Any] = ["sub": "spiffe://example.org/agent/specialist", "act": ["sub": "spiffe://example.org/agent/supervisor"]]
+        let user = try await validator().validate(idp.token(idp.claims(["act": act]))).get()
+        #expect(user.actors == ["spiffe://example.org/agent/specialist", "spiffe://example.org/agent/supervisor"])
+        #expect(user.claims["act"] == nil, "objects are not claims conditions can match")
+    }
+
     @Test func adversarialTokensAreRejectedWithTheirReason() async throws {
         let validator = try await validator()
         let now = Date()

@@ -114,12 +114,14 @@ public final class TokenService: Sendable {
         }
         let token: String
         do {
-            token = try await issuer.mint(.init(subject: user.subject, audience: audience, actor: actor, scopes: granted, expiresAt: expiresAt), now: now)
+            token = try await issuer.mint(
+                .init(subject: user.subject, audience: audience, actor: actor, delegatedBy: user.actors, scopes: granted, expiresAt: expiresAt), now: now
+            )
         } catch {
             return self.error(500, "server_error", "cannot sign the token")
         }
         logger.info("issued an access token", metadata: [
-            "tether.agent": "\(actor)", "tether.user": "\(user.subject)", "tether.route": "\(routeName)", "tether.audience": "\(audience)",
+            "tether.agent": "\(actor)", "tether.actors": "\(user.actors.joined(separator: ","))", "tether.user": "\(user.subject)", "tether.route": "\(routeName)", "tether.audience": "\(audience)",
             "tether.scope": "\(granted.joined(separator: " "))",
         ])
         var answer: [String: Any] = [
@@ -138,6 +140,9 @@ public final class TokenService: Sendable {
         }
         let jwks: String
         switch spec.jwks {
+        case _ where spec.issuer.description == issuer.issuer:
+            // Its own tokens, presented again by an agent another agent called (delegation).
+            jwks = issuer.jwks
         case .inline(let text): jwks = text
         case .file(let path): jwks = try String(contentsOfFile: path, encoding: .utf8)
         case .url(let url):

@@ -13,6 +13,8 @@ struct AccessLogEntry: Encodable, Sendable {
     var agent: String?
     /// The user's subject, once user tokens are validated (token translation).
     var user: String?
+    /// The agents that delegated this call, nearest first (from the token's `act` chain).
+    var actors: [String]?
     var route: String?
     var backend: String?
     var httpMethod: String

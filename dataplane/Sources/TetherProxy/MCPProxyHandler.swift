@@ -67,7 +67,7 @@ struct MCPProxyHandler: HTTPRequestHandler {
         let requestID = head.headerFields[.requestID] ?? UUID().uuidString.lowercased()
         var entry = AccessLogEntry(
             time: AccessLog.timestamp(Date()), requestID: requestID, traceID: trace.traceID, listener: role.rawValue, httpVersion: context.httpVersion,
-            agent: nil, user: nil, route: nil, backend: nil, httpMethod: head.method.rawValue, path: head.path ?? "",
+            agent: nil, user: nil, actors: nil, route: nil, backend: nil, httpMethod: head.method.rawValue, path: head.path ?? "",
             mcpMethod: nil, tool: nil, resource: nil, prompt: nil, decision: "none", policy: nil, rule: nil, reason: nil,
             status: 0, upstreamStatus: nil, upstreamError: nil, durationMs: 0, requestBytes: body.readableBytes, responseBytes: 0
         )
@@ -131,6 +131,7 @@ struct MCPProxyHandler: HTTPRequestHandler {
             case .success(let token):
                 user = token
                 entry.user = token.subject
+                entry.actors = token.actors.isEmpty ? nil : token.actors
             case .failure(.rejected(let rejection)):
                 entry.decision = "unauthenticated"
                 var fields = HTTPFields()
@@ -168,7 +169,9 @@ struct MCPProxyHandler: HTTPRequestHandler {
             case nil: break
             }
             let call = {
-                var call = MCPCall(agent: caller, claims: user?.claims, method: method, target: message.target)
+                var call = MCPCall(
+                    agent: caller, claims: user?.claims, actors: (user?.actors ?? []).compactMap { try? SPIFFEID($0) }, method: method, target: message.target
+                )
                 // The serving side never sees the user's token: the calling proxy checked it and its claims.
                 call.claimsCheckedByCaller = role == .inbound
                 return call
@@ -182,7 +185,12 @@ struct MCPProxyHandler: HTTPRequestHandler {
                 logger.info("MCP call denied", metadata: [
                     "tether.agent": "\(caller)", "tether.mcp.method": "\(method)", "tether.mcp.target": "\(message.target?.description ?? "")", "reason": "\(decision.reason)",
                 ])
-                return try await refuse(MCPProtocolError(status: 403, code: MCPProtocolError.accessDenied, message: "access denied: \(decision.reason)", id: message.id))
+                // With a user token (MCP authorization): the user's token does not grant this call.
+                var fields = HTTPFields()
+                if let spec = destination.routeSpec, spec.identityProvider != nil {
+                    fields[.wwwAuthenticate] = ProtectedResourceMetadata.challenge(authority: head.authority, routePath: spec.path) + ", error=\"insufficient_scope\""
+                }
+                return try await refuse(MCPProtocolError(status: 403, code: MCPProtocolError.accessDenied, message: "access denied: \(decision.reason)", id: message.id), headers: fields)
             }
             if MCPListFilter.isListing(method) {
                 let permits = destination.permits

@@ -152,11 +152,11 @@ public struct Proxy: Sendable {
     ) throws(ProxyError) -> [any Service] {
         let accessLog = try AccessLog(destination: configuration.accessLog)
         let upstreams = UpstreamPool(identity: identity, logger: logger)
-        let authenticator = UserAuthenticator(upstreams: upstreams)
         let tokenService = configuration.tokenService.flatMap { address -> UpstreamTarget? in
             guard identity != nil else { return nil }
             return UpstreamTarget(host: address.host, port: address.port, security: .controlPlane(ControlPlaneIdentity.id(trustDomain: node.trustDomain)))
         }
+        let authenticator = UserAuthenticator(upstreams: upstreams, tokenService: tokenService)
         let credentials = UpstreamCredentials(cache: TokenCache(), mintJWTSVID: mintJWTSVID, tokenService: tokenService, upstreams: upstreams)
         func handler(_ role: MCPProxyHandler.Role) -> MCPProxyHandler {
             MCPProxyHandler(

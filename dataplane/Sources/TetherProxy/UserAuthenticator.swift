@@ -30,12 +30,16 @@ final class UserAuthenticator: Sendable {
     static let minimumRefetchInterval: Duration = .seconds(30)
 
     private let upstreams: UpstreamPool
+    /// The control plane's token service: its JWK Set is fetched over mTLS
+    /// (its certificate is the control plane's SVID, not a public CA's).
+    private let tokenService: UpstreamTarget?
     private let entries = Mutex<[String: Entry]>([:])
     /// When each provider's keys were last fetched (or a fetch began).
     private let lastFetch = Mutex<[String: ContinuousClock.Instant]>([:])
 
-    init(upstreams: UpstreamPool) {
+    init(upstreams: UpstreamPool, tokenService: UpstreamTarget?) {
         self.upstreams = upstreams
+        self.tokenService = tokenService
     }
 
     func authenticate(_ token: String, provider name: String, spec: IdentityProviderSpec) async -> Result<UserToken, Failure> {
@@ -88,11 +92,12 @@ final class UserAuthenticator: Sendable {
     /// GETs a JWK Set over the pooled upstream connections (TLS with the
     /// system roots; cleartext only to loopback, as validation enforces).
     private func fetch(_ url: EndpointURL) async throws -> String {
-        let security: UpstreamTarget.Security = url.scheme == "https" ? .tls(serverName: url.host, caPEM: nil, caFile: nil) : .cleartext
+        var target = UpstreamTarget(host: url.host, port: url.port, security: url.scheme == "https" ? .tls(serverName: url.host, caPEM: nil, caFile: nil) : .cleartext)
+        if let tokenService, tokenService.host == url.host, tokenService.port == url.port { target = tokenService }
         var head = HTTPRequest(method: .get, scheme: url.scheme, authority: UpstreamTarget.authority(of: url), path: url.path.isEmpty ? "/" : url.path)
         head.headerFields[.accept] = "application/json"
         let body = Mutex<(status: Int, bytes: ByteBuffer)>((0, ByteBuffer()))
-        try await upstreams.send(head, body: ByteBuffer(), to: UpstreamTarget(host: url.host, port: url.port, security: security)) { part in
+        try await upstreams.send(head, body: ByteBuffer(), to: target) { part in
             body.withLock { state in
                 switch part {
                 case .head(let response): state.status = response.status.code
