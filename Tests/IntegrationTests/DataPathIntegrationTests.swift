@@ -583,7 +583,14 @@ struct DataPathUserTokenTests {
         let dump = try await mesh.agentProxy.get("/config_dump").body
         let yaml = try await offPool { try mesh.control.cli(["get", "all", "-o", "yaml"]) }
         let accessLog = (try? String(contentsOfFile: mesh.agentProxy.accessLogPath, encoding: .utf8)) ?? ""
-        for (place, text) in [("agent proxy log", mesh.agentProxy.log), ("serving proxy log", mesh.serverProxy.log), ("access log", accessLog), ("config dump", dump), ("get -o yaml", yaml.stdout)] {
+        // The control plane's database (and its WAL) hold it sealed only.
+        let database = ["", "-wal"].compactMap { FileManager.default.contents(atPath: mesh.control.dataDirectory + "/tether.db" + $0) }
+            .map { String(decoding: $0, as: UTF8.self) }.joined()
+        #expect(!database.isEmpty)
+        for (place, text) in [
+            ("agent proxy log", mesh.agentProxy.log), ("serving proxy log", mesh.serverProxy.log), ("access log", accessLog), ("config dump", dump),
+            ("get -o yaml", yaml.stdout), ("database", database),
+        ] {
             #expect(!text.contains(Self.pat), "\(place) shows the PAT")
             #expect(!text.contains(engineerToken) && !text.contains(expiredToken), "\(place) shows a user token")
         }

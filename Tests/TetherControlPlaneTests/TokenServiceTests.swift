@@ -16,6 +16,8 @@ struct TokenServiceTests {
     static let audience = "https://github-mcp.example.com"
     let idp = TestIdentityProvider()
     let ca = try! TrustDomainCA.generate(trustDomain: "example.org")
+    let jwtKey = P256.Signing.PrivateKey()
+    var jwt: JWTSVIDIssuer { get async throws { try await JWTSVIDIssuer(trustDomain: "example.org", key: jwtKey) } }
 
     func service() async throws -> TokenService {
         let yaml = """
@@ -42,7 +44,8 @@ struct TokenServiceTests {
         let resources = try ConfigParser.parse([ConfigSource(name: "mesh.yaml", text: yaml)]).map(\.resource)
         let snapshot = MeshSnapshot(revision: 1, resources: Dictionary(uniqueKeysWithValues: resources.map { ($0.id, VersionedResource(resource: $0, version: "1")) }))
         let issuer = try await AccessTokenIssuer(issuer: "https://tokens.example.org", key: P256.Signing.PrivateKey())
-        return TokenService(issuer: issuer, snapshot: SnapshotPublisher(snapshot), logger: Logger(label: "test"))
+        let bundle = TrustBundle(trustDomain: "example.org", x509Authorities: [ca.certificate], jwtAuthorities: [try await jwt.authority])
+        return TokenService(issuer: issuer, snapshot: SnapshotPublisher(snapshot), bundle: { bundle }, logger: Logger(label: "test"))
     }
 
     func certificate(for id: String) throws -> [UInt8] {
@@ -81,6 +84,20 @@ struct TokenServiceTests {
         #expect(user.subject == "ada@example.com" && user.claims["client_id"] == [Self.agent.description])
         let metadata = await service.handle(AdminRequest(method: "GET", path: "/.well-known/oauth-authorization-server"))
         #expect(String(decoding: metadata.body, as: UTF8.self).contains("https://tokens.example.org/oauth2/token"))
+    }
+
+    @Test func anActorMayAuthenticateWithAJWTSVID() async throws {
+        let service = try await service()
+        let actorToken = try await jwt.mint(for: Self.agent, audience: ["https://tokens.example.org"])
+        var fields = grant()
+        fields["actor_token"] = actorToken
+        fields["actor_token_type"] = "urn:ietf:params:oauth:token-type:jwt"
+        let (status, body) = await exchange(service, fields, peer: nil)
+        #expect(status == 200 && body["access_token"] is String, "\(body)")
+        // For another audience it is no credential here.
+        fields["actor_token"] = try await jwt.mint(for: Self.agent, audience: ["https://elsewhere.example.org"])
+        let (refused, answer) = await exchange(service, fields, peer: nil)
+        #expect(refused == 401 && answer["error"] as? String == "invalid_client", "\(answer)")
     }
 
     @Test func refusalsFollowRFC6749() async throws {

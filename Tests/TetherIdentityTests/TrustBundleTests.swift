@@ -98,6 +98,11 @@ struct TrustBundleTests {
         // alg none is never accepted.
         let none = JWTSVIDIssuer.base64URL(Data(#"{"alg":"none","kid":"\#(jwt.kid)"}"#.utf8))
         #expect(await reason("\(none).\(parts[1]).").contains("alg"))
+        // Nor HS256 (keyed with anything public) or RS256: JWT-SVIDs here are ES256.
+        for algorithm in ["HS256", "RS256", "PS256"] {
+            let header = JWTSVIDIssuer.base64URL(Data(#"{"alg":"\#(algorithm)","kid":"\#(jwt.kid)"}"#.utf8))
+            #expect(await reason("\(header).\(parts[1]).\(parts[2])").contains("alg"), "\(algorithm)")
+        }
         // The subject must be in the bundle's trust domain.
         let foreignBundle = TrustBundle(trustDomain: "other.org", x509Authorities: [], jwtAuthorities: [jwt.authority])
         #expect(await reason(token, with: JWTSVIDValidator(bundle: foreignBundle)).contains("not in trust domain other.org"))

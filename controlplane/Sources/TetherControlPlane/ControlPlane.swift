@@ -127,7 +127,8 @@ public struct ControlPlane: Sendable {
                     let tokenIssuer = try await AccessTokenIssuer(
                         issuer: configuration.tokenIssuer ?? "https://\(tokenAddress)", key: try CAFiles.loadOrCreateSigningKey("token.key", in: directory)
                     )
-                    let tokens = TokenService(issuer: tokenIssuer, snapshot: publisher, logger: logger)
+                    let identityService = identity
+                    let tokens = TokenService(issuer: tokenIssuer, snapshot: publisher, bundle: { identityService.bundle }, logger: logger)
                     let reportToken = report("token")
                     services.append(LocalHTTPServer(
                         address: .tcp(host: tokenAddress.host, port: tokenAddress.port), tls: try TokenServiceTLS.make(identity: own.publisher, verifier: verifier),

@@ -16,7 +16,7 @@ import X509
 /// `/.well-known/oauth-authorization-server`.
 ///
 /// The actor is the proxy that asks, authenticated by its X.509-SVID (mTLS,
-/// `tls_client_auth`). It trades its user's token (`subject_token`, checked
+/// `tls_client_auth`) or by a JWT-SVID for this service as `actor_token`. It trades its user's token (`subject_token`, checked
 /// against the route's IdentityProvider) for an RFC 9068 access token for
 /// one MCP server (`audience`) — only if one of its routes uses a `builtin`
 /// TokenExchange with that audience. The scope is what was asked for within
@@ -29,12 +29,15 @@ public final class TokenService: Sendable {
 
     let issuer: AccessTokenIssuer
     let snapshot: SnapshotPublisher
+    /// The trust domain's bundle, for actors that authenticate with a JWT-SVID.
+    let bundle: @Sendable () -> TrustBundle
     let logger: Logger
     private let validators = Mutex<[String: (spec: IdentityProviderSpec, validator: UserTokenValidator, loaded: Date)]>([:])
 
-    public init(issuer: AccessTokenIssuer, snapshot: SnapshotPublisher, logger: Logger) {
+    public init(issuer: AccessTokenIssuer, snapshot: SnapshotPublisher, bundle: @escaping @Sendable () -> TrustBundle, logger: Logger) {
         self.issuer = issuer
         self.snapshot = snapshot
+        self.bundle = bundle
         self.logger = logger
     }
 
@@ -45,7 +48,7 @@ public final class TokenService: Sendable {
         case ("GET", "/.well-known/oauth-authorization-server"):
             return json(200, [
                 "issuer": issuer.issuer, "token_endpoint": issuer.issuer + "/oauth2/token", "jwks_uri": issuer.issuer + "/.well-known/jwks.json",
-                "grant_types_supported": [Self.tokenExchangeGrant], "token_endpoint_auth_methods_supported": ["tls_client_auth"],
+                "grant_types_supported": [Self.tokenExchangeGrant], "token_endpoint_auth_methods_supported": ["tls_client_auth"], "actor_token_types_supported": ["urn:ietf:params:oauth:token-type:jwt"],
                 "tls_client_certificate_bound_access_tokens": false,
             ])
         case ("POST", "/oauth2/token"):
@@ -59,8 +62,17 @@ public final class TokenService: Sendable {
         guard form["grant_type"] == Self.tokenExchangeGrant else {
             return error(400, "unsupported_grant_type", "only \(Self.tokenExchangeGrant) is supported")
         }
-        guard let peer, let certificate = try? Certificate(derEncoded: peer), case .success(let actor) = SVIDValidator.spiffeID(of: certificate) else {
-            return error(401, "invalid_client", "authenticate with the proxy's X.509-SVID (mTLS)")
+        let actor: SPIFFEID
+        if let peer, let certificate = try? Certificate(derEncoded: peer), case .success(let id) = SVIDValidator.spiffeID(of: certificate) {
+            actor = id
+        } else if let actorToken = form["actor_token"], form["actor_token_type"] == "urn:ietf:params:oauth:token-type:jwt" {
+            // A JWT-SVID for this token service (RFC 8693 §2.1 actor_token).
+            switch await JWTSVIDValidator(bundle: bundle()).validate(actorToken, audience: issuer.issuer) {
+            case .success(let validated): actor = validated.id
+            case .failure(let rejection): return error(401, "invalid_client", "the actor_token is not a valid JWT-SVID for \(issuer.issuer): \(rejection.reason)")
+            }
+        } else {
+            return error(401, "invalid_client", "authenticate the actor with an X.509-SVID (mTLS) or a JWT-SVID as actor_token")
         }
         guard let subjectToken = form["subject_token"], !subjectToken.isEmpty else {
             return error(400, "invalid_request", "subject_token is required")
