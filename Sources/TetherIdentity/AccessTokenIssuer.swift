@@ -13,11 +13,15 @@ public struct AccessTokenIssuer: Sendable {
     public let issuer: String
     public let kid: String
     public let publicKey: P256.Signing.PublicKey
+    /// Keys published beside the signing one: the next (before it signs)
+    /// and the previous (while tokens it signed may still be in use).
+    public let alsoPublished: [P256.Signing.PublicKey]
     private let keys: JWTKeyCollection
 
-    public init(issuer: String, key: P256.Signing.PrivateKey) async throws(IdentityError) {
+    public init(issuer: String, key: P256.Signing.PrivateKey, alsoPublished: [P256.Signing.PublicKey] = []) async throws(IdentityError) {
         self.issuer = issuer
         publicKey = key.publicKey
+        self.alsoPublished = alsoPublished
         kid = JWTSVIDIssuer.thumbprint(key.publicKey)
         keys = JWTKeyCollection()
         do {
@@ -63,8 +67,11 @@ public struct AccessTokenIssuer: Sendable {
 
     /// The public key as a JWK Set, for servers that validate the tokens.
     public var jwks: String {
-        let (x, y) = JWTSVIDIssuer.coordinates(publicKey)
-        return #"{"keys":[{"alg":"ES256","crv":"P-256","kid":"\#(kid)","kty":"EC","use":"sig","x":"\#(x)","y":"\#(y)"}]}"#
+        let keys = ([publicKey] + alsoPublished).map { key in
+            let (x, y) = JWTSVIDIssuer.coordinates(key)
+            return #"{"alg":"ES256","crv":"P-256","kid":"\#(JWTSVIDIssuer.thumbprint(key))","kty":"EC","use":"sig","x":"\#(x)","y":"\#(y)"}"#
+        }
+        return #"{"keys":["# + keys.joined(separator: ",") + "]}"
     }
 
     /// RFC 8693 §4.1 `act`: the current actor, with the prior ones nested.

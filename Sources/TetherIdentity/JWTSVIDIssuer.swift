@@ -60,12 +60,13 @@ public struct JWTSVIDIssuer: Sendable {
         TrustBundle.JWTAuthority(kid: kid, key: key)
     }
 
-    static func coordinates(_ key: P256.Signing.PublicKey) -> (x: String, y: String) {
+    public static func coordinates(_ key: P256.Signing.PublicKey) -> (x: String, y: String) {
         let raw = key.rawRepresentation
         return (base64URL(raw.prefix(32)), base64URL(raw.suffix(32)))
     }
 
-    static func thumbprint(_ key: P256.Signing.PublicKey) -> String {
+    /// RFC 7638 thumbprint: the `kid` Tether gives a P-256 key.
+    public static func thumbprint(_ key: P256.Signing.PublicKey) -> String {
         let (x, y) = coordinates(key)
         // RFC 7638: the required members, lexicographic order, no whitespace.
         let canonical = #"{"crv":"P-256","kty":"EC","x":"\#(x)","y":"\#(y)"}"#

@@ -118,4 +118,33 @@ struct TokenServiceTests {
             #expect(body["access_token"] == nil)
         }
     }
+
+    @Test func signingKeysRotateInStagesAndEarlierTokensKeepVerifying() async throws {
+        let plane = try TestControlPlane()
+        let first = try TokenSigningKeys.load(in: plane.directory)
+        #expect(first.previous == nil)
+        let before = try await first.issuer(url: "https://tokens.example.org")
+        // The next key is published before it signs.
+        #expect(before.jwks.contains(JWTSVIDIssuer.thumbprint(first.next.publicKey)))
+        let early = try await before.mint(.init(subject: "ada", audience: Self.audience, actor: Self.agent, scopes: [], expiresAt: Date().addingTimeInterval(300)))
+
+        let rotated = try TokenSigningKeys.rotate(in: plane.directory)
+        #expect(rotated.previous?.publicKey.rawRepresentation == first.current.publicKey.rawRepresentation)
+        #expect(rotated.current.publicKey.rawRepresentation == first.next.publicKey.rawRepresentation)
+        #expect(rotated.next.publicKey.rawRepresentation != first.next.publicKey.rawRepresentation)
+        var info = stat()
+        #expect(stat(plane.directory.path + "/token-next.key", &info) == 0 && info.st_mode & 0o077 == 0)
+        // What it loads after a restart is what it rotated to.
+        #expect(try TokenSigningKeys.load(in: plane.directory).current.publicKey.rawRepresentation == rotated.current.publicKey.rawRepresentation)
+
+        // A token signed before the rotation verifies with the JWK Set after it, and so does a new one.
+        let after = try await rotated.issuer(url: "https://tokens.example.org")
+        let spec = IdentityProviderSpec(issuer: try EndpointURL("https://tokens.example.org", rules: .identifier), audiences: [Self.audience], jwks: .inline(after.jwks), allowedAlgorithms: [.es256])
+        let validator = try await UserTokenValidator(name: "tether", spec: spec, jwks: after.jwks)
+        let late = try await after.mint(.init(subject: "ada", audience: Self.audience, actor: Self.agent, scopes: [], expiresAt: Date().addingTimeInterval(300)))
+        for token in [early, late] {
+            if case .failure(let rejection) = await validator.validate(token) { Issue.record("\(rejection)") }
+        }
+        #expect(after.kid != before.kid)
+    }
 }

@@ -36,6 +36,9 @@ public struct ControlPlane: Sendable {
         public var tokenService: HostPort?
         /// The token service's issuer URL; default `https://<tokenService>`.
         public var tokenIssuer: String?
+        /// How long each token signing key signs (staged: published one
+        /// period before, kept one period after).
+        public var tokenKeyRotation: Duration = .seconds(7 * 24 * 3600)
 
         public static let defaultTrustDomain = "tether.local"
 
@@ -124,11 +127,11 @@ public struct ControlPlane: Sendable {
                     onShutdown: { publisher.close() }, bound: report("xds")
                 ))
                 if let tokenAddress = configuration.tokenService {
-                    let tokenIssuer = try await AccessTokenIssuer(
-                        issuer: configuration.tokenIssuer ?? "https://\(tokenAddress)", key: try CAFiles.loadOrCreateSigningKey("token.key", in: directory)
-                    )
+                    let issuerURL = configuration.tokenIssuer ?? "https://\(tokenAddress)"
+                    let tokenIssuer = try await TokenSigningKeys.load(in: directory).issuer(url: issuerURL)
                     let identityService = identity
                     let tokens = TokenService(issuer: tokenIssuer, snapshot: publisher, bundle: { identityService.bundle }, logger: logger)
+                    services.append(TokenKeyRotator(directory: directory, period: configuration.tokenKeyRotation, issuerURL: issuerURL, service: tokens, logger: logger))
                     let reportToken = report("token")
                     services.append(LocalHTTPServer(
                         address: .tcp(host: tokenAddress.host, port: tokenAddress.port), tls: try TokenServiceTLS.make(identity: own.publisher, verifier: verifier),

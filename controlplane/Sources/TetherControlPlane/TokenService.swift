@@ -27,7 +27,9 @@ public final class TokenService: Sendable {
     static let accessTokenType = "urn:ietf:params:oauth:token-type:access_token"
     static let subjectTokenTypes: Set<String> = ["urn:ietf:params:oauth:token-type:jwt", accessTokenType, "urn:ietf:params:oauth:token-type:id_token"]
 
-    let issuer: AccessTokenIssuer
+    /// Replaced at each key rotation; a request uses the one it read.
+    private let currentIssuer: Mutex<AccessTokenIssuer>
+    var issuer: AccessTokenIssuer { currentIssuer.withLock { $0 } }
     let snapshot: SnapshotPublisher
     /// The trust domain's bundle, for actors that authenticate with a JWT-SVID.
     let bundle: @Sendable () -> TrustBundle
@@ -35,10 +37,15 @@ public final class TokenService: Sendable {
     private let validators = Mutex<[String: (spec: IdentityProviderSpec, validator: UserTokenValidator, loaded: Date)]>([:])
 
     public init(issuer: AccessTokenIssuer, snapshot: SnapshotPublisher, bundle: @escaping @Sendable () -> TrustBundle, logger: Logger) {
-        self.issuer = issuer
+        currentIssuer = Mutex(issuer)
         self.snapshot = snapshot
         self.bundle = bundle
         self.logger = logger
+    }
+
+    /// Signs with a rotated key from now on.
+    func use(_ issuer: AccessTokenIssuer) {
+        currentIssuer.withLock { $0 = issuer }
     }
 
     public func handle(_ request: AdminRequest) async -> AdminResponse {

@@ -37,6 +37,9 @@ struct Run: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("The token service's issuer URL, the iss of its tokens (default https://<token-address>).", valueName: "url"))
     var tokenIssuer: String?
 
+    @Option(name: .long, help: ArgumentHelp("How long each token signing key signs; the next key is published one period ahead and the previous kept one period after.", valueName: "duration"))
+    var tokenKeyRotation = "168h"
+
     @Flag(help: "Serve xDS without TLS and without identity services. Loopback addresses only; for tests and local development.")
     var insecureXDS = false
 
@@ -107,6 +110,11 @@ struct Run: AsyncParsableCommand {
             }
             configuration.tokenService = token
             configuration.tokenIssuer = tokenIssuer
+            // At least a day: the previous key must outlive every token it signed (ttl ≤ 24h).
+            guard let rotation = try? ConfigDuration(parsing: tokenKeyRotation), rotation.milliseconds >= 24 * 3_600_000 else {
+                throw CLIError("--token-key-rotation \(tokenKeyRotation) is not a duration of at least 24h (e.g. 168h)")
+            }
+            configuration.tokenKeyRotation = .milliseconds(rotation.milliseconds)
         }
         let controlPlane: ControlPlane
         do {
