@@ -22,14 +22,10 @@ public struct JWTSVIDValidator: Sendable {
 
     public func validate(_ token: String, audience: String, now: Date = Date()) async -> Result<Validated, IdentityError> {
         func reject(_ reason: String) -> Result<Validated, IdentityError> { .failure(IdentityError(.invalidSVID, reason)) }
-        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 3,
-            let headerData = TrustBundle.base64URLDecode(String(parts[0])), let payloadData = TrustBundle.base64URLDecode(String(parts[1])),
-            let header = (try? JSONSerialization.jsonObject(with: headerData)) as? [String: Any],
-            let claims = (try? JSONSerialization.jsonObject(with: payloadData)) as? [String: Any]
-        else {
+        guard let jws = CompactJWS(token) else {
             return reject("the JWT-SVID is not a JWS in compact serialization")
         }
+        let (header, claims, payloadData) = (jws.header, jws.payload, jws.payloadData)
         guard let algorithm = header["alg"] as? String, algorithm == "ES256" else {
             return reject("the JWT-SVID's alg \(header["alg"] ?? "(none)") is not one this trust domain signs with (ES256)")
         }

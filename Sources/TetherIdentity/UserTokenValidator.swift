@@ -99,14 +99,10 @@ public struct UserTokenValidator: Sendable {
         guard token.utf8.count <= Self.maximumSize else {
             return .failure(TokenRejection(.tooLarge, "the token is \(token.utf8.count) bytes; at most \(Self.maximumSize) are accepted"))
         }
-        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 3,
-            let headerData = TrustBundle.base64URLDecode(String(parts[0])), let payloadData = TrustBundle.base64URLDecode(String(parts[1])),
-            let header = (try? JSONSerialization.jsonObject(with: headerData)) as? [String: Any],
-            let payload = (try? JSONSerialization.jsonObject(with: payloadData)) as? [String: Any]
-        else {
+        guard let jws = CompactJWS(token) else {
             return .failure(TokenRejection(.malformed, "the token is not a JWS in compact serialization"))
         }
+        let (header, payload) = (jws.header, jws.payload)
         let allowed = spec.allowedAlgorithms.map(\.rawValue)
         guard let algorithm = header["alg"] as? String, allowed.contains(algorithm) else {
             return .failure(TokenRejection(.algorithm, "the token's alg \(header["alg"].map { "\($0)" } ?? "(none)") is not one IdentityProvider \(name) accepts (\(allowed.joined(separator: ", ")))"))

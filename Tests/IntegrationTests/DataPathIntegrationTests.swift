@@ -474,15 +474,7 @@ struct DataPathUserTokenTests {
 
     func config(_ mesh: MCPMesh, _ idp: TestIdentityProvider) -> String {
         """
-        apiVersion: tether.dev/v1alpha1
-        kind: IdentityProvider
-        metadata: {name: corp-sso}
-        spec:
-          issuer: \(idp.issuer)
-          audiences: [tether-agents]
-          jwks: {inline: '\(idp.jwks)'}
-          allowedAlgorithms: [ES256, RS256]
-          subjectClaim: email
+        \(MCPMesh.corpSSO(idp))
         ---
         apiVersion: tether.dev/v1alpha1
         kind: Credential
@@ -607,10 +599,7 @@ struct DataPathTokenExchangeTests {
 
     func config(_ idp: TestIdentityProvider) -> String {
         """
-        apiVersion: tether.dev/v1alpha1
-        kind: IdentityProvider
-        metadata: {name: corp-sso}
-        spec: {issuer: \(idp.issuer), audiences: [tether-agents], jwks: {inline: '\(idp.jwks)'}, subjectClaim: email}
+        \(MCPMesh.corpSSO(idp))
         ---
         apiVersion: tether.dev/v1alpha1
         kind: TokenExchange
@@ -723,8 +712,7 @@ struct DataPathTokenExchangeTests {
               rules: [{claims: {groups: [engineering]}, methods: [tools/call], tools: [whoami]}]
             """
         }
-        let idpConfig = config(idp).components(separatedBy: "\n---\n")[0]
-        let yaml = [idpConfig, exchange("external", secret: "s3cret+/="), exchange("wrong-secret", secret: "guess")].joined(separator: "\n---\n")
+        let yaml = [MCPMesh.corpSSO(idp), exchange("external", secret: "s3cret+/="), exchange("wrong-secret", secret: "guess")].joined(separator: "\n---\n")
         let file = try mesh.control.file("external-exchange.yaml", yaml)
         let applied = try await offPool { try mesh.control.cli(["apply", "-f", file]) }
         #expect(applied.status == 0, "\(applied.stderr)")
@@ -758,10 +746,7 @@ struct DataPathDelegationTests {
     func config(_ mesh: MCPMesh, _ idp: TestIdentityProvider, specialistProxy: ProxyProcess, specialistServer: MCPServerProcess, maxDepth: Int) -> String {
         let tokens = "https://127.0.0.1:\(mesh.control.tokenPort)"
         return """
-            apiVersion: tether.dev/v1alpha1
-            kind: IdentityProvider
-            metadata: {name: corp-sso}
-            spec: {issuer: \(idp.issuer), audiences: [tether-agents], jwks: {inline: '\(idp.jwks)'}, subjectClaim: email}
+            \(MCPMesh.corpSSO(idp))
             ---
             apiVersion: tether.dev/v1alpha1
             kind: IdentityProvider

@@ -1,4 +1,5 @@
 import Foundation
+import TetherTestSupport
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -141,6 +142,14 @@ final class MCPMesh: @unchecked Sendable {
           rules:
             - methods: [tools/call]
               tools: ["delete_*"]
+        """
+    }
+
+    /// The users' IdentityProvider, `corp-sso`, with the test provider's keys (one document).
+    static func corpSSO(_ idp: TestIdentityProvider) -> String {
+        """
+        {apiVersion: tether.dev/v1alpha1, kind: IdentityProvider, metadata: {name: corp-sso}, spec: {issuer: "\(idp.issuer)", \
+        audiences: [tether-agents], jwks: {inline: '\(idp.jwks)'}, allowedAlgorithms: [ES256, RS256], subjectClaim: email}}
         """
     }
 

@@ -60,18 +60,8 @@ struct UpstreamCredentials: Sendable {
             guard let tokenService, let audience = exchange.audience else {
                 return .failure(Failure(reason: "TokenExchange \(name) needs the control plane's token service, which this proxy has no mTLS connection to"))
             }
-            guard let user else {
-                return .failure(Failure(reason: "TokenExchange \(name) exchanges the user's token and the route authenticates no user (set its identityProvider)"))
-            }
-            let scopes = exchange.scopes ?? []
-            do {
-                let key = TokenCache.Key(exchange: name, userToken: user.raw, audience: audience, scopes: scopes)
-                let minted = try await cache.token(for: key) {
-                    try await exchangeWithBuiltin(tokenService, subjectToken: user.raw, audience: audience, scopes: scopes)
-                }
-                return .success(Header(name: .authorization, value: "Bearer \(minted.value)"))
-            } catch {
-                return .failure(Failure(reason: "the token service refused or failed: \(error)"))
+            return await exchanged(name, exchange, user: user, audience: audience, service: "the token service") { user, scopes in
+                try await exchangeWithBuiltin(tokenService, subjectToken: user.raw, audience: audience, scopes: scopes)
             }
         case .rfc8693:
             guard let endpoint = exchange.endpoint, let audience = exchange.audience, let clientID = exchange.clientID,
@@ -79,21 +69,29 @@ struct UpstreamCredentials: Sendable {
             else {
                 return .failure(Failure(reason: "TokenExchange \(name) lacks its endpoint, audience, client ID or client secret (Credential \(exchange.clientSecret ?? "?"))"))
             }
-            guard let user else {
-                return .failure(Failure(reason: "TokenExchange \(name) exchanges the user's token and the route authenticates no user (set its identityProvider)"))
+            return await exchanged(name, exchange, user: user, audience: audience, service: "the token service at \(endpoint)") { user, scopes in
+                // The agent as actor (RFC 8693 §2.1): its JWT-SVID for the token service, when it has one.
+                let actor = try? await mintJWTSVID?([endpoint.description])
+                return try await exchangeWithExternal(endpoint, clientID: clientID, secret: secret, subjectToken: user.raw, actorToken: actor, audience: audience, scopes: scopes)
             }
-            let scopes = exchange.scopes ?? []
-            do {
-                let key = TokenCache.Key(exchange: name, userToken: user.raw, audience: audience, scopes: scopes)
-                let minted = try await cache.token(for: key) {
-                    // The agent as actor (RFC 8693 §2.1): its JWT-SVID for the token service, when it has one.
-                    let actor = try? await mintJWTSVID?([endpoint.description])
-                    return try await exchangeWithExternal(endpoint, clientID: clientID, secret: secret, subjectToken: user.raw, actorToken: actor, audience: audience, scopes: scopes)
-                }
-                return .success(Header(name: .authorization, value: "Bearer \(minted.value)"))
-            } catch {
-                return .failure(Failure(reason: "the token service at \(endpoint) refused or failed: \(error)"))
-            }
+        }
+    }
+
+    /// The user's token exchanged (once per user, audience and scopes, while it lasts) for a bearer token.
+    func exchanged(
+        _ name: String, _ exchange: TokenExchangeSpec, user: UserToken?, audience: String, service: String,
+        perform: @escaping @Sendable (UserToken, [String]) async throws -> TokenCache.Minted
+    ) async -> Result<Header, Failure> {
+        guard let user else {
+            return .failure(Failure(reason: "TokenExchange \(name) exchanges the user's token and the route authenticates no user (set its identityProvider)"))
+        }
+        let scopes = exchange.scopes ?? []
+        do {
+            let key = TokenCache.Key(exchange: name, userToken: user.raw, audience: audience, scopes: scopes)
+            let minted = try await cache.token(for: key) { try await perform(user, scopes) }
+            return .success(Header(name: .authorization, value: "Bearer \(minted.value)"))
+        } catch {
+            return .failure(Failure(reason: "\(service) refused or failed: \(error)"))
         }
     }
 
@@ -169,11 +167,7 @@ struct UpstreamCredentials: Sendable {
 
     /// The `exp` of a JWT this proxy was just given (not a validation).
     static func expiry(of token: String) -> Date? {
-        let parts = token.split(separator: ".")
-        guard parts.count == 3, let payload = TrustBundle.base64URLDecode(String(parts[1])),
-            let claims = (try? JSONSerialization.jsonObject(with: payload)) as? [String: Any],
-            let exp = (claims["exp"] as? NSNumber)?.doubleValue
-        else { return nil }
+        guard let exp = (CompactJWS(token)?.payload["exp"] as? NSNumber)?.doubleValue else { return nil }
         return Date(timeIntervalSince1970: exp)
     }
 }
