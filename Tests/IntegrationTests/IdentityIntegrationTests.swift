@@ -43,11 +43,11 @@ struct IdentityIntegrationTests {
     }
 
     @Test func aProxyBootstrapsWithAJoinTokenAndGetsItsConfigOverMTLS() async throws {
-        let control = try ControlPlaneProcess()
+        let control = try await offPool { try ControlPlaneProcess() }
         #expect(try control.cli(["apply", "-f", example]).status == 0)
         let (token, pin) = try joinToken(control, for: triage)
         #expect(pin.count == 71)
-        let proxy = try joiningProxy(control, token: token, pin: pin)
+        let proxy = try await offPool { try self.joiningProxy(control, token: token, pin: pin) }
         try await waitForExample(proxy)
 
         // Its key never left it except into its own 0600 file.
@@ -92,12 +92,12 @@ struct IdentityIntegrationTests {
     }
 
     @Test func aJoinTokenWorksOnceAndOnlyWithTheRightCA() async throws {
-        let control = try ControlPlaneProcess()
+        let control = try await offPool { try ControlPlaneProcess() }
         let (token, pin) = try joinToken(control, for: triage)
 
         // A wrong pin: the proxy refuses the control plane before sending the token…
         let wrongPin = "sha256:" + String(repeating: "0", count: 64)
-        let distrustful = try joiningProxy(control, token: token, pin: wrongPin, waitForAdmin: false)
+        let distrustful = try await offPool { try self.joiningProxy(control, token: token, pin: wrongPin, waitForAdmin: false) }
         #expect(try await distrustful.exitStatus() != 0)
         #expect(distrustful.log.contains("the server is not trusted"), "\(distrustful.log)")
 
@@ -117,16 +117,16 @@ struct IdentityIntegrationTests {
         try await first.waitUntil("the first proxy to join") { first.log.contains("joined the trust domain") }
 
         // Replayed: refused, and the replaying proxy exits with the reason.
-        let replay = try joiningProxy(control, token: token, pin: pin, waitForAdmin: false)
+        let replay = try await offPool { try self.joiningProxy(control, token: token, pin: pin, waitForAdmin: false) }
         #expect(try await replay.exitStatus() != 0)
         #expect(replay.log.contains("unknown or was already used"), "\(replay.log)")
     }
 
     @Test func aValidSVIDCannotAskForAnotherNodesConfig() async throws {
-        let control = try ControlPlaneProcess()
+        let control = try await offPool { try ControlPlaneProcess() }
         #expect(try control.cli(["apply", "-f", example]).status == 0)
         let (token, pin) = try joinToken(control, for: triage)
-        let proxy = try joiningProxy(control, token: token, pin: pin)
+        let proxy = try await offPool { try self.joiningProxy(control, token: token, pin: pin) }
         try await waitForExample(proxy)
         #expect(proxy.stop() == 0)
         let identity = try #require(try SVIDFiles(directory: proxy.dataDirectory).load())
@@ -158,10 +158,10 @@ struct IdentityIntegrationTests {
     }
 
     @Test func shortLivedSVIDsRotateWhileStreamsStayUp() async throws {
-        let control = try ControlPlaneProcess(arguments: ["--svid-ttl", "30s"])
+        let control = try await offPool { try ControlPlaneProcess(arguments: ["--svid-ttl", "30s"]) }
         #expect(try control.cli(["apply", "-f", example]).status == 0)
         let (token, pin) = try joinToken(control, for: triage)
-        let proxy = try joiningProxy(control, token: token, pin: pin)
+        let proxy = try await offPool { try self.joiningProxy(control, token: token, pin: pin) }
         try await waitForExample(proxy)
         let first = try #require(try SVIDFiles(directory: proxy.dataDirectory).load())
 
@@ -222,10 +222,10 @@ extension IdentityIntegrationTests {
     /// Workload API endpoint instead of a join token (here another proxy's,
     /// standing in for a SPIRE agent) and follows its rotations.
     @Test func aProxyCanTakeItsIdentityFromAWorkloadAPIEndpoint() async throws {
-        let control = try ControlPlaneProcess(arguments: ["--svid-ttl", "30s"])
+        let control = try await offPool { try ControlPlaneProcess(arguments: ["--svid-ttl", "30s"]) }
         #expect(try control.cli(["apply", "-f", example]).status == 0)
         let (token, pin) = try joinToken(control, for: triage)
-        let agent = try joiningProxy(control, token: token, pin: pin)
+        let agent = try await offPool { try self.joiningProxy(control, token: token, pin: pin) }
         try await waitForExample(agent)
 
         let follower = try ProxyProcess(
@@ -252,10 +252,10 @@ extension IdentityIntegrationTests {
 
 extension IdentityIntegrationTests {
     @Test func aRevokedProxyIsCutOffAndLetBackIn() async throws {
-        let control = try ControlPlaneProcess()
+        let control = try await offPool { try ControlPlaneProcess() }
         #expect(try control.cli(["apply", "-f", example]).status == 0)
         let (token, pin) = try joinToken(control, for: triage)
-        let proxy = try joiningProxy(control, token: token, pin: pin)
+        let proxy = try await offPool { try self.joiningProxy(control, token: token, pin: pin) }
         try await waitForExample(proxy)
 
         let revoked = try control.cli(["revoke", triage, "--reason", "host compromised"])

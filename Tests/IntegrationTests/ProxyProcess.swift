@@ -140,8 +140,10 @@ final class ProxyProcess: @unchecked Sendable {
         return result
     }
 
-    /// Polls (every 50 ms, at most `seconds`) until `condition` holds.
-    func waitUntil(_ what: String, seconds: Double = 10, _ condition: () async throws -> Bool) async throws {
+    /// Polls (every 50 ms, at most `seconds`) until `condition` holds. The
+    /// default is generous: on a loaded 2-core CI machine a proxy that is
+    /// fine may need more than a few seconds.
+    func waitUntil(_ what: String, seconds: Double = 30, _ condition: () async throws -> Bool) async throws {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
             if try await condition() { return }

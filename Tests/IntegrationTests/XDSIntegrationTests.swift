@@ -10,7 +10,7 @@ struct XDSIntegrationTests {
 
     /// A triage proxy, once ready with the whole example applied.
     func readyProxy(_ control: ControlPlaneProcess) async throws -> ProxyProcess {
-        let proxy = try ProxyProcess(node: triage, xdsPort: control.xdsPort, root: control.root)
+        let proxy = try await offPool { try ProxyProcess(node: triage, xdsPort: control.xdsPort, root: control.root) }
         try await proxy.waitUntil("the proxy to be ready with the example") {
             let ready = try await proxy.get("/ready").status == 200
             let count = try await proxy.versions().count
@@ -24,9 +24,9 @@ struct XDSIntegrationTests {
     }
 
     @Test func aServingProxyGetsTheRoutesToItsBackendAndIsReady() async throws {
-        let control = try ControlPlaneProcess(xds: .insecure)
+        let control = try await offPool { try ControlPlaneProcess(xds: .insecure) }
         #expect(try control.cli(["apply", "-f", example]).status == 0)
-        let server = try ProxyProcess(node: "spiffe://example.org/mcp/github", xdsPort: control.xdsPort, root: control.root)
+        let server = try await offPool { try ProxyProcess(node: "spiffe://example.org/mcp/github", xdsPort: control.xdsPort, root: control.root) }
         try await server.waitUntil("the serving proxy to be ready") {
             try await server.get("/ready").status == 200
         }
@@ -36,7 +36,7 @@ struct XDSIntegrationTests {
     }
 
     @Test func configReachesTheProxyAndOnlyChangesTravel() async throws {
-        let control = try ControlPlaneProcess(xds: .insecure)
+        let control = try await offPool { try ControlPlaneProcess(xds: .insecure) }
         #expect(try control.cli(["apply", "-f", example]).status == 0)
         let proxy = try await readyProxy(control)
         let before = try await proxy.versions()
@@ -76,7 +76,7 @@ struct XDSIntegrationTests {
     }
 
     @Test func aResourceTheProxyCannotUseIsNACKedAndTheLastGoodConfigStays() async throws {
-        let control = try ControlPlaneProcess(xds: .insecure)
+        let control = try await offPool { try ControlPlaneProcess(xds: .insecure) }
         #expect(try control.cli(["apply", "-f", example]).status == 0)
         let proxy = try await readyProxy(control)
         let good = try await proxy.versions()
@@ -101,7 +101,7 @@ struct XDSIntegrationTests {
     }
 
     @Test func aProxyRestartedWhileTheControlPlaneIsDownServesItsCacheAndResyncs() async throws {
-        let control = try ControlPlaneProcess(xds: .insecure)
+        let control = try await offPool { try ControlPlaneProcess(xds: .insecure) }
         #expect(try control.cli(["apply", "-f", example]).status == 0)
         let proxy = try await readyProxy(control)
         let versions = try await proxy.versions()
