@@ -218,6 +218,17 @@ let package = Package(
             path: "Tests/TetherTestSupport",
             swiftSettings: strict
         ),
+        // The data-path benchmark's upstream (Benchmarks/data-path.sh).
+        .executableTarget(
+            name: "tether-bench-upstream",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Benchmarks/MCPUpstream",
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "TetherCoreTests",
             dependencies: ["TetherCore"],

@@ -46,14 +46,17 @@ public struct TraceContext: Hashable, Sendable {
         text.utf8.count == count && text.utf8.allSatisfy { ("0"..."9").contains(Character(UnicodeScalar($0))) || ("a"..."f").contains(Character(UnicodeScalar($0))) }
     }
 
+    /// `bytes` random bytes as lowercase hex, never all zero. Drawn 8 bytes
+    /// at a time: one system call per word, not per byte.
     static func randomHex(bytes: Int) -> String {
         var generator = SystemRandomNumberGenerator()
         var text = ""
         repeat {
-            text = (0..<bytes).map { _ in
-                let byte = UInt8.random(in: 0...255, using: &generator)
-                return String(byte, radix: 16).leftPadded(to: 2)
-            }.joined()
+            text = ""
+            while text.count < bytes * 2 {
+                text += String(generator.next() as UInt64, radix: 16).leftPadded(to: 16)
+            }
+            text = String(text.prefix(bytes * 2))
         } while !text.contains(where: { $0 != "0" })
         return text
     }

@@ -245,16 +245,16 @@ struct MCPProxyHandler: HTTPRequestHandler {
                 try await group.next()
                 group.cancelAll()
             }
-            entry.upstreamStatus = await relay.status
+            entry.upstreamStatus = relay.status
             entry.status = entry.upstreamStatus ?? 0
-            entry.responseBytes = await relay.bytes
+            entry.responseBytes = relay.bytes
         } catch {
             let code = (error as? UpstreamError)?.code.rawValue ?? (error is UpstreamTimeout ? "timeout" : "downstream")
             entry.upstreamError = code
-            entry.upstreamStatus = await relay.status
-            entry.responseBytes = await relay.bytes
+            entry.upstreamStatus = relay.status
+            entry.responseBytes = relay.bytes
             metrics.recordUpstreamError(listener: role.rawValue, route: destination.label, code: code)
-            guard await !relay.started else {
+            guard !relay.started else {
                 // Mid-response: all that can be done is to end the stream, which the listener does.
                 entry.status = entry.upstreamStatus ?? 0
                 throw error
@@ -270,7 +270,7 @@ struct MCPProxyHandler: HTTPRequestHandler {
     static func watch(_ relay: ResponseRelay, timeout: ConfigDuration) async throws {
         let limit = Duration.milliseconds(timeout.milliseconds)
         while true {
-            let silent = ContinuousClock.now - (await relay.lastActivity)
+            let silent = ContinuousClock.now - relay.lastActivity
             if silent >= limit { throw UpstreamTimeout(timeout: timeout) }
             try await Task.sleep(for: limit - silent)
         }
