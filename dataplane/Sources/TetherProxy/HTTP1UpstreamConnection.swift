@@ -39,6 +39,8 @@ final class HTTP1UpstreamConnection: Sendable {
         self.channel = channel.channel
         let (stream, continuation) = AsyncStream.makeStream(of: Exchange.self)
         exchanges = continuation
+        // A connection the server closes while idle in the pool ends its task too.
+        channel.channel.closeFuture.whenComplete { _ in continuation.finish() }
         Task { await Self.run(channel, exchanges: stream, continuation: continuation) }
     }
 
