@@ -63,6 +63,8 @@ final class AccessLog: Sendable {
         }
     }
 
+    var isEnabled: Bool { handle != nil }
+
     func write(_ entry: AccessLogEntry) {
         guard let handle else { return }
         let encoder = JSONEncoder()

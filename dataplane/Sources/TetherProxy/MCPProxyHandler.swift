@@ -62,11 +62,12 @@ struct MCPProxyHandler: HTTPRequestHandler {
 
     func handle(_ head: HTTPRequest, body: ByteBuffer, context: RequestContext, response: ResponseWriter) async throws {
         let started = ContinuousClock.now
+        let startedAt = Date()
         let config = store.current.dataPlane
         let trace = head.headerFields[.traceparent].flatMap(TraceContext.init(traceparent:)) ?? TraceContext.start()
         let requestID = head.headerFields[.requestID] ?? UUID().uuidString.lowercased()
         var entry = AccessLogEntry(
-            time: AccessLog.timestamp(Date()), requestID: requestID, traceID: trace.traceID, listener: role.rawValue, httpVersion: context.httpVersion,
+            time: "", requestID: requestID, traceID: trace.traceID, listener: role.rawValue, httpVersion: context.httpVersion,
             agent: nil, user: nil, actors: nil, route: nil, backend: nil, httpMethod: head.method.rawValue, path: head.path ?? "",
             mcpMethod: nil, tool: nil, resource: nil, prompt: nil, decision: "none", policy: nil, rule: nil, reason: nil,
             status: 0, upstreamStatus: nil, upstreamError: nil, durationMs: 0, requestBytes: body.readableBytes, responseBytes: 0
@@ -74,7 +75,11 @@ struct MCPProxyHandler: HTTPRequestHandler {
         var metricMethod = head.method.rawValue
         defer {
             entry.durationMs = Double((ContinuousClock.now - started) / .microseconds(1)) / 1000
-            accessLog.write(entry)
+            if accessLog.isEnabled {
+                // Formatting a timestamp is not free: only when there is a log to write.
+                entry.time = AccessLog.timestamp(startedAt)
+                accessLog.write(entry)
+            }
             metrics.recordRequest(
                 listener: role.rawValue, route: entry.route ?? entry.backend ?? "", method: metricMethod,
                 decision: entry.decision, status: entry.status, duration: ContinuousClock.now - started
