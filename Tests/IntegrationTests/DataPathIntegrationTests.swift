@@ -673,6 +673,8 @@ struct DataPathTokenExchangeTests {
         #expect(issued == 1, "\(issued) exchanges for 1,001 calls of one user")
 
         // The token service down: a user without a cached token gets a clear error, and nothing is forwarded.
+        // (The serving proxy logs a call just after answering it: wait for the last of the 1,001.)
+        try await mesh.serverProxy.waitUntil("the serving proxy's log of 1,001 calls") { mesh.serverProxy.accessLog.count >= 1001 }
         let forwarded = mesh.serverProxy.accessLog.count
         #expect(try await offPool { mesh.control.terminate() } == 0)
         let other = try await call("whoami", token: idp.token(idp.claims(["email": "bob@example.com"])))

@@ -24,8 +24,6 @@ struct RequestContext: Sendable {
     var httpVersion: String
 }
 
-typealias ResponseWriter = NIOAsyncChannelOutboundWriter<HTTPResponsePart>
-
 /// Serves one request: the listener has read its whole body (within the
 /// limit) and hands over the writer for the response parts. Each part
 /// written is flushed at once, so streamed responses stay streamed.
@@ -57,10 +55,6 @@ final class HTTPListener: Service {
         var verifier: @Sendable ([NIOSSLCertificate], EventLoopPromise<NIOSSLVerificationResultWithMetadata>) -> Void
     }
 
-    typealias HTTP1Connection = (NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>, SPIFFEID?)
-    typealias HTTP2Stream = NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>
-    typealias Negotiated = NIONegotiatedHTTPVersion<HTTP1Connection, (SPIFFEID?, NIOHTTP2Handler.AsyncStreamMultiplexer<HTTP2Stream>)>
-
     let configuration: Configuration
     let handler: any HTTPRequestHandler
     let logger: Logger
@@ -77,6 +71,8 @@ final class HTTPListener: Service {
 
     func run() async throws {
         let configuration = configuration
+        let (handler, metrics) = (handler, metrics)
+        let open = OpenChannels()
         let quiesce = ServerQuiescingHelper(group: MultiThreadedEventLoopGroup.singleton)
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelInitializer { channel in
@@ -87,74 +83,88 @@ final class HTTPListener: Service {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.backlog, value: 1024)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .bind(host: configuration.host, port: configuration.port) { channel in
-                do {
-                    return try Self.configure(channel, configuration: configuration)
-                } catch {
-                    return channel.eventLoop.makeFailedFuture(error)
+            .childChannelInitializer { channel in
+                open.insert(channel)
+                metrics.connectionOpened(listener: configuration.name)
+                channel.closeFuture.whenComplete { _ in
+                    open.remove(channel)
+                    metrics.connectionClosed(listener: configuration.name)
                 }
+                return channel.eventLoop.makeCompletedFuture {
+                    try Self.configure(channel, configuration: configuration, handler: handler, metrics: metrics)
+                }.flatMap { $0 }
             }
-        boundAddress.withLock { $0 = server.channel.localAddress }
-        logger.info("listening", metadata: ["tether.listener": "\(configuration.name)", "address": "\(server.channel.localAddress?.description ?? "?")"])
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                try await server.executeThenClose { connections in
-                    try await withThrowingDiscardingTaskGroup { connectionGroup in
-                        for try await negotiation in connections {
-                            connectionGroup.addTask { await self.serve(negotiation) }
-                        }
-                    }
-                }
-            }
-            group.addTask {
-                // At shutdown: stop accepting, close idle connections, let open
-                // requests finish (HTTP/2 peers get GOAWAY), for at most the drain time.
-                try? await gracefulShutdown()
-                quiesce.initiateShutdown(promise: nil)
-                try await Task.sleep(for: configuration.drainTimeout)
-            }
-            _ = try await group.next()
+            .bind(host: configuration.host, port: configuration.port)
+            .get()
+        boundAddress.withLock { $0 = server.localAddress }
+        logger.info("listening", metadata: ["tether.listener": "\(configuration.name)", "address": "\(server.localAddress?.description ?? "?")"])
+        // At shutdown: stop accepting, close idle connections, let open
+        // requests finish (HTTP/2 peers get GOAWAY), for at most the drain
+        // time; then close what is left.
+        try? await gracefulShutdown()
+        let drained = server.eventLoop.makePromise(of: Void.self)
+        quiesce.initiateShutdown(promise: drained)
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { try? await drained.futureResult.get() }
+            group.addTask { try? await Task.sleep(for: configuration.drainTimeout) }
+            await group.next()
             group.cancelAll()
         }
+        open.closeAll()
     }
 
-    /// The pipeline of an accepted connection, up to the negotiated protocol.
-    static func configure(_ channel: any Channel, configuration: Configuration) throws -> EventLoopFuture<EventLoopFuture<Negotiated>> {
+    /// The pipeline of an accepted connection: TLS (or the h2c sniffer),
+    /// then HTTP/1.1 or HTTP/2 as negotiated, each request handed to a
+    /// `RequestDispatcher` — on the connection for HTTP/1.1, on each stream
+    /// for HTTP/2.
+    static func configure(
+        _ channel: any Channel, configuration: Configuration, handler: any HTTPRequestHandler, metrics: ProxyMetrics
+    ) throws -> EventLoopFuture<Void> {
         let sync = channel.pipeline.syncOperations
         if let tls = configuration.tls {
             try sync.addHandler(NIOSSLServerHandler(context: tls.context, customVerificationCallbackWithMetadata: tls.verifier))
         } else {
             try sync.addHandler(CleartextProtocolDetector())
         }
-        let headerTimeout = configuration.headerTimeout
+        let (name, limit, headerTimeout) = (configuration.name, configuration.bodyLimit, configuration.headerTimeout)
         let secure = configuration.tls != nil
         let drain = TimeAmount(configuration.drainTimeout)
-        return channel.configureHTTP2AsyncSecureUpgrade(
-            http1ConnectionInitializer: { channel in
+        return channel.configureHTTP2SecureUpgrade(
+            h2ChannelConfigurator: { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    let peer = try peer(of: channel)
+                    let remote = channel.remoteAddress?.description ?? "?"
+                    // On quiesce: GOAWAY, then close when the open streams end (or after the drain time).
+                    let manager = NIOHTTP2ServerConnectionManagementHandler(
+                        eventLoop: channel.eventLoop,
+                        configuration: .init(maxIdleTime: .minutes(5), maxAge: nil, maxGraceTime: drain, keepalive: nil)
+                    )
+                    let http2 = NIOHTTP2Handler(
+                        mode: .server, eventLoop: channel.eventLoop, streamDelegate: manager.http2StreamDelegate
+                    ) { stream in
+                        metrics.streamOpened(listener: name)
+                        stream.closeFuture.whenComplete { _ in metrics.streamClosed(listener: name) }
+                        return stream.eventLoop.makeCompletedFuture {
+                            let context = RequestContext(peer: peer, remoteAddress: remote, httpVersion: "HTTP/2")
+                            try stream.pipeline.syncOperations.addHandlers(
+                                HTTP2FramePayloadToHTTPServerCodec(), RequestDispatcher(handler: handler, context: context, bodyLimit: limit)
+                            )
+                        }
+                    }
+                    try channel.pipeline.syncOperations.addHandlers(http2, manager)
+                }
+            },
+            http1ChannelConfigurator: { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let context = RequestContext(peer: try peer(of: channel), remoteAddress: channel.remoteAddress?.description ?? "?", httpVersion: "HTTP/1.1")
                     let sync = channel.pipeline.syncOperations
-                    // NIO's server pipeline: keep-alive, and on quiesce (shutdown) closing once the response in flight ends.
+                    // NIO's server pipeline: keep-alive, one request at a time
+                    // (pipelined ones wait), and on quiesce (shutdown) closing once
+                    // the response in flight ends.
                     try sync.configureHTTPServerPipeline()
                     try sync.addHandler(HTTP1ToHTTPServerCodec(secure: secure))
                     try sync.addHandler(RequestHeadTimeoutHandler(timeout: headerTimeout))
-                    return (try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(wrappingChannelSynchronously: channel), try peer(of: channel))
-                }
-            },
-            http2ConnectionInitializer: { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    // On quiesce: GOAWAY, then close when the open streams end (or after the drain time).
-                    let manager = NIOHTTP2ServerConnectionManagementHandler.Configuration(
-                        maxIdleTime: .minutes(5), maxAge: nil, maxGraceTime: drain, keepalive: nil
-                    )
-                    let multiplexer = try channel.pipeline.syncOperations.configureAsyncHTTP2Pipeline(
-                        mode: .server, connectionManagerConfiguration: manager
-                    ) { stream in
-                        stream.eventLoop.makeCompletedFuture {
-                            try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTPServerCodec())
-                            return try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(wrappingChannelSynchronously: stream)
-                        }
-                    }
-                    return (try peer(of: channel), multiplexer)
+                    try sync.addHandler(RequestDispatcher(handler: handler, context: context, bodyLimit: limit))
                 }
             }
         )
@@ -169,108 +179,31 @@ final class HTTPListener: Service {
         return try SVIDValidator.spiffeID(of: leaf).get()
     }
 
-    func serve(_ negotiation: EventLoopFuture<Negotiated>) async {
-        metrics.connectionOpened(listener: configuration.name)
-        defer { metrics.connectionClosed(listener: configuration.name) }
-        do {
-            switch try await negotiation.get() {
-            case .http1_1(let (channel, peer)):
-                try await serveHTTP1(channel, peer: peer)
-            case .http2(let (peer, multiplexer)):
-                try await withThrowingDiscardingTaskGroup { group in
-                    for try await stream in multiplexer.inbound {
-                        group.addTask { await self.serveHTTP2(stream, peer: peer) }
-                    }
-                }
-            }
-        } catch {
-            // Handshake failures and resets are the peer's business; the verifier logs rejections.
-            logger.debug("connection ended", metadata: ["tether.listener": "\(configuration.name)", "error": "\(error)"])
-        }
-    }
-
-    func serveHTTP1(_ channel: NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>, peer: SPIFFEID?) async throws {
-        let remote = channel.channel.remoteAddress?.description ?? "?"
-        try await channel.executeThenClose { inbound, outbound in
-            var parts = inbound.makeAsyncIterator()
-            while let part = try await parts.next() {
-                guard case .head(let head) = part else { continue }
-                let context = RequestContext(peer: peer, remoteAddress: remote, httpVersion: "HTTP/1.1")
-                guard try await serveRequest(head, parts: &parts, context: context, response: outbound) else { return }
-            }
-        }
-    }
-
-    func serveHTTP2(_ stream: HTTP2Stream, peer: SPIFFEID?) async {
-        metrics.streamOpened(listener: configuration.name)
-        defer { metrics.streamClosed(listener: configuration.name) }
-        let remote = stream.channel.parent?.remoteAddress?.description ?? "?"
-        try? await stream.executeThenClose { inbound, outbound in
-            var parts = inbound.makeAsyncIterator()
-            guard case .head(let head)? = try await parts.next() else { return }
-            let context = RequestContext(peer: peer, remoteAddress: remote, httpVersion: "HTTP/2")
-            _ = try await serveRequest(head, parts: &parts, context: context, response: outbound)
-        }
-    }
-
-    /// Reads the body of `head` and serves it; whether the connection may
-    /// carry another request.
-    func serveRequest(
-        _ head: HTTPRequest, parts: inout NIOAsyncChannelInboundStream<HTTPRequestPart>.AsyncIterator, context: RequestContext, response: ResponseWriter
-    ) async throws -> Bool {
-        let limit = configuration.bodyLimit
-        func tooLarge(_ size: Int, close: Bool = false) async throws {
-            let error = MCPProtocolError(status: 413, code: MCPProtocolError.invalidRequest, message: "the request body is \(size) bytes; the limit is \(limit)")
-            try await Self.writeError(error, to: response, close: close)
-        }
-        if let declared = head.headerFields[.contentLength].flatMap(Int.init), declared > 4 * limit {
-            // Not worth reading: refuse at once and close the connection.
-            try await tooLarge(declared, close: true)
-            return false
-        }
-        if head.headerFields[.expect]?.lowercased() == "100-continue" {
-            // The proxy reads the whole body before forwarding: invite it now.
-            try await response.write(.head(HTTPResponse(status: .continue)))
-        }
-        // A body over the limit is read and dropped, so the client sees the
-        // 413 rather than a reset in the middle of its upload.
-        var body = ByteBuffer()
-        var received = 0
-        reading: while let part = try await parts.next() {
-            switch part {
-            case .body(var chunk):
-                received += chunk.readableBytes
-                if received <= limit { body.writeBuffer(&chunk) }
-                guard received <= 4 * limit else {
-                    try await tooLarge(received, close: true)
-                    return false
-                }
-            case .end:
-                break reading
-            case .head:
-                return false
-            }
-        }
-        guard received <= limit else {
-            try await tooLarge(received)
-            return true
-        }
-        try await handler.handle(head, body: body, context: context, response: response)
-        return true
-    }
-
     /// A JSON-RPC error response, complete.
     static func writeError(_ error: MCPProtocolError, to response: ResponseWriter, headers extra: HTTPFields = [:], close: Bool = false) async throws {
+        try await response.write(contentsOf: errorParts(error, headers: extra, close: close))
+    }
+
+    static func errorParts(_ error: MCPProtocolError, headers extra: HTTPFields = [:], close: Bool = false) -> [HTTPResponsePart] {
         let body = error.body
         var fields = HTTPFields()
         fields[.contentType] = "application/json"
         fields[.contentLength] = "\(body.count)"
         if close { fields[.connection] = "close" }
         fields.append(contentsOf: extra)
-        try await response.write(contentsOf: [
-            .head(HTTPResponse(status: .init(code: error.status), headerFields: fields)),
-            .body(ByteBuffer(bytes: body)),
-            .end(nil),
-        ])
+        return [.head(HTTPResponse(status: .init(code: error.status), headerFields: fields)), .body(ByteBuffer(bytes: body)), .end(nil)]
+    }
+}
+
+/// The listener's open connections, to close those still open when the
+/// drain time is over.
+final class OpenChannels: Sendable {
+    private let channels = Mutex<[ObjectIdentifier: any Channel]>([:])
+
+    func insert(_ channel: any Channel) { channels.withLock { $0[ObjectIdentifier(channel)] = channel } }
+    func remove(_ channel: any Channel) { _ = channels.withLock { $0.removeValue(forKey: ObjectIdentifier(channel)) } }
+
+    func closeAll() {
+        for channel in channels.withLock({ Array($0.values) }) { channel.close(promise: nil) }
     }
 }

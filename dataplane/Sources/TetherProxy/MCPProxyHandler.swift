@@ -54,12 +54,6 @@ struct MCPProxyHandler: HTTPRequestHandler {
         var timeout: ConfigDuration
     }
 
-    /// The upstream stayed silent past the route's timeout.
-    struct UpstreamTimeout: Error, CustomStringConvertible {
-        var timeout: ConfigDuration
-        var description: String { "it sent nothing for \(timeout) (the route's timeout)" }
-    }
-
     func handle(_ head: HTTPRequest, body: ByteBuffer, context: RequestContext, response: ResponseWriter) async throws {
         let started = ContinuousClock.now
         let startedAt = Date()
@@ -238,23 +232,18 @@ struct MCPProxyHandler: HTTPRequestHandler {
         if body.readableBytes > 0 { upstreamHead.headerFields[.contentLength] = "\(body.readableBytes)" }
 
         let relay = ResponseRelay(writer: response, filter: listing)
-        let (upstreams, request, target, timeout) = (upstreams, upstreamHead, destination.target, destination.timeout)
         do {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask {
-                    try await upstreams.send(request, body: body, to: target) { part in try await relay.receive(part) }
-                }
-                if head.method == .post {
-                    group.addTask { try await Self.watch(relay, timeout: timeout) }
-                }
-                try await group.next()
-                group.cancelAll()
-            }
+            // On the downstream's event loop, so the whole exchange stays on one thread.
+            try await upstreams.send(
+                upstreamHead, body: body, to: destination.target, on: response.channel.eventLoop,
+                timeout: head.method == .post ? destination.timeout : nil
+            ) { parts in try await relay.receive(parts) }
             entry.upstreamStatus = relay.status
             entry.status = entry.upstreamStatus ?? 0
             entry.responseBytes = relay.bytes
         } catch {
-            let code = (error as? UpstreamError)?.code.rawValue ?? (error is UpstreamTimeout ? "timeout" : "downstream")
+            let upstreamError = error as? UpstreamError
+            let code = upstreamError?.code.rawValue ?? "downstream"
             entry.upstreamError = code
             entry.upstreamStatus = relay.status
             entry.responseBytes = relay.bytes
@@ -265,19 +254,8 @@ struct MCPProxyHandler: HTTPRequestHandler {
                 throw error
             }
             logger.warning("upstream request failed", metadata: ["tether.upstream": "\(destination.target)", "error": "\(error)"])
-            let status = error is UpstreamTimeout ? 504 : 502
+            let status = upstreamError?.code == .timeout ? 504 : 502
             try await refuse(MCPProtocolError(status: status, code: MCPProtocolError.upstreamUnavailable, message: "the MCP server behind \(destination.label) is unavailable: \(error)"))
-        }
-    }
-
-    /// Throws `UpstreamTimeout` once the upstream has been silent for
-    /// `timeout`; runs until cancelled otherwise.
-    static func watch(_ relay: ResponseRelay, timeout: ConfigDuration) async throws {
-        let limit = Duration.milliseconds(timeout.milliseconds)
-        while true {
-            let silent = ContinuousClock.now - relay.lastActivity
-            if silent >= limit { throw UpstreamTimeout(timeout: timeout) }
-            try await Task.sleep(for: limit - silent)
         }
     }
 

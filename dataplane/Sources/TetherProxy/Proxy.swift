@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NIOCertificateReloading
 import NIOCore
+import NIOPosix
 import NIOSSL
 import ServiceLifecycle
 import TetherAdminHTTP
@@ -229,5 +230,19 @@ public struct Proxy: Sendable {
         try files.save(identity)
         logger.info("joined the trust domain", metadata: ["tether.node": "\(identity.id)", "tether.svid.expires": "\(identity.svid.notAfter.formatted(.iso8601))"])
         return identity
+    }
+}
+
+extension Proxy {
+    /// Runs Swift concurrency's jobs on the NIO event loops that do the
+    /// proxy's I/O, instead of on a separate thread pool. Every request
+    /// crosses between async code and channels several times; with one set
+    /// of threads those crossings are queue pushes on the same thread rather
+    /// than wake-ups of another, which on a 2-core sidecar was the largest
+    /// single cost per request (see docs/performance.md). Call once, first
+    /// thing in the process; false when the runtime offers no hook.
+    @discardableResult
+    public static func runConcurrencyOnEventLoops() -> Bool {
+        NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
     }
 }

@@ -11,9 +11,10 @@ import TetherCore
 /// listing (`tools/list` …) is held until complete, to filter it; an SSE
 /// answer to one is filtered event by event.
 ///
-/// Parts arrive one at a time from one producer (the upstream exchange);
-/// the state sits behind a lock rather than in an actor so a part costs no
-/// extra executor hop — each one used to, and the hops showed in profiles.
+/// Parts arrive in batches (what one upstream read produced) from one
+/// producer, the request's task; each batch is written downstream with one
+/// flush. The state sits behind an uncontended lock only because the task
+/// and the code that reads `status` afterwards are not statically one.
 final class ResponseRelay: Sendable {
     enum Mode: Sendable {
         case passThrough
@@ -32,7 +33,6 @@ final class ResponseRelay: Sendable {
         var head: HTTPResponse?
         var status: Int?
         var bytes = 0
-        var lastActivity = ContinuousClock.now
     }
 
     private let writer: ResponseWriter
@@ -46,8 +46,6 @@ final class ResponseRelay: Sendable {
 
     var status: Int? { state.withLock { $0.status } }
     var bytes: Int { state.withLock { $0.bytes } }
-    /// When the upstream last sent something (for the route timeout).
-    var lastActivity: ContinuousClock.Instant { state.withLock { $0.lastActivity } }
 
     /// Whether the response has begun downstream (then an error can only
     /// end the stream, not replace the response).
@@ -60,14 +58,15 @@ final class ResponseRelay: Sendable {
         HTTPField.Name("Keep-Alive")!, HTTPField.Name("Proxy-Connection")!,
     ]
 
-    func receive(_ part: HTTPResponsePart) async throws {
-        let out = state.withLock { state in relay(part, &state) }
-        if !out.isEmpty { try await writer.write(contentsOf: out) }
+    func receive(_ parts: [HTTPResponsePart]) async throws {
+        let out = state.withLock { state in
+            parts.count == 1 ? relay(parts[0], &state) : parts.flatMap { relay($0, &state) }
+        }
+        try await writer.write(contentsOf: out)
     }
 
     /// What to write downstream for one upstream part.
     private func relay(_ part: HTTPResponsePart, _ state: inout State) -> [HTTPResponsePart] {
-        state.lastActivity = .now
         switch part {
         case .head(var response):
             for name in Self.hopByHop { response.headerFields[name] = nil }

@@ -2,7 +2,6 @@ import Foundation
 import HTTPTypes
 import NIOCore
 import NIOHTTPTypes
-import Synchronization
 import TetherCore
 import TetherIdentity
 
@@ -144,17 +143,7 @@ struct UpstreamCredentials: Sendable {
         head.headerFields[.accept] = "application/json"
         head.headerFields[.contentLength] = "\(body.utf8.count)"
         if let authorization { head.headerFields[.authorization] = authorization }
-        let answer = Mutex<(status: Int, bytes: ByteBuffer)>((0, ByteBuffer()))
-        try await upstreams.send(head, body: ByteBuffer(string: body), to: target) { part in
-            answer.withLock { state in
-                switch part {
-                case .head(let response): state.status = response.status.code
-                case .body(var chunk): if state.bytes.readableBytes < 1024 * 1024 { state.bytes.writeBuffer(&chunk) }
-                case .end: break
-                }
-            }
-        }
-        let (status, bytes) = answer.withLock { $0 }
+        let (status, bytes) = try await upstreams.fetch(head, body: ByteBuffer(string: body), to: target)
         let object = (try? JSONSerialization.jsonObject(with: Data(bytes.readableBytesView))) as? [String: Any] ?? [:]
         guard status == 200, let token = object["access_token"] as? String else {
             let reason = [object["error"], object["error_description"]].compactMap { $0 as? String }.joined(separator: ": ")

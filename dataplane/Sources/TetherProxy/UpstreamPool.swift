@@ -15,18 +15,25 @@ import TetherMeshIdentity
 
 /// Pooled, reused connections to upstreams: one multiplexed HTTP/2
 /// connection per serving proxy (mesh hops), a set of keep-alive HTTP/1.1
-/// connections per MCP server. A request that fails on a reused HTTP/1.1
-/// connection before any response byte — the server closed it while idle —
-/// is retried once on a new connection; nothing else is retried.
+/// connections per MCP server — each per event loop, like Envoy's per-worker
+/// pools, so a request is read, forwarded and answered on one thread. A
+/// request that fails on a reused connection before any response byte —
+/// the server closed it while idle — is retried once on a new connection;
+/// nothing else is retried.
 final class UpstreamPool: Sendable {
+    struct Key: Hashable {
+        var target: UpstreamTarget
+        var loop: ObjectIdentifier
+    }
+
     struct State {
         enum HTTP2Entry {
             case connecting(EventLoopFuture<HTTP2UpstreamConnection>)
             case ready(HTTP2UpstreamConnection)
         }
 
-        var http2: [UpstreamTarget: HTTP2Entry] = [:]
-        var idle: [UpstreamTarget: [HTTP1UpstreamConnection]] = [:]
+        var http2: [Key: HTTP2Entry] = [:]
+        var idle: [Key: [HTTP1UpstreamConnection]] = [:]
         var sslContexts: [UpstreamTarget.Security: NIOSSLContext] = [:]
     }
 
@@ -43,33 +50,114 @@ final class UpstreamPool: Sendable {
         self.logger = logger
     }
 
-    /// Sends one request and hands each response part to `receive`.
-    func send(_ head: HTTPRequest, body: ByteBuffer, to target: UpstreamTarget, receive: @escaping ResponsePartReceiver) async throws {
+    /// Sends one request and hands the response to `receive` as it arrives,
+    /// in batches of parts, through its end. `loop` is the event loop of the
+    /// downstream request (nil: any); `timeout` bounds each wait for the
+    /// upstream (nil: none, for event streams that may idle).
+    func send(
+        _ head: HTTPRequest, body: ByteBuffer, to target: UpstreamTarget, on loop: (any EventLoop)? = nil, timeout: ConfigDuration? = nil,
+        receive: ([HTTPResponsePart]) async throws -> Void
+    ) async throws {
+        let loop = loop ?? MultiThreadedEventLoopGroup.singleton.any()
+        let key = Key(target: target, loop: ObjectIdentifier(loop))
         if case .mesh = target.security {
-            let connection = try await http2Connection(to: target)
+            func exchange(_ connection: HTTP2UpstreamConnection) async throws {
+                _ = try await Self.read(try await connection.open(head, body: body), timeout: timeout, receive: receive)
+            }
+            let connection = try await http2Connection(for: key, on: loop)
             do {
-                try await connection.exchange(head, body: body, receive: receive)
+                try await exchange(connection)
             } catch let error as UpstreamError where error.code == .closedBeforeResponse && !connection.isActive {
                 // The pooled connection died (the serving proxy restarted): once more on a new one.
-                try await http2Connection(to: target).exchange(head, body: body, receive: receive)
+                try await exchange(try await http2Connection(for: key, on: loop))
             }
             return
         }
-        let connection = try await http1Connection(to: target)
-        let reused = connection.used.load(ordering: .relaxed)
-        let keepAlive: Bool
+        func exchange(_ connection: HTTP1UpstreamConnection) async throws -> Bool {
+            connection.response.send(head, body: body)
+            return try await Self.read(connection.response, timeout: timeout, receive: receive)
+        }
+        let connection = try await http1Connection(for: key, on: loop)
+        let reused = connection.used.exchange(true, ordering: .relaxed)
         do {
-            keepAlive = try await connection.exchange(head, body: body, receive: receive)
+            release(connection, to: key, keepAlive: try await exchange(connection))
         } catch let error as UpstreamError where error.code == .closedBeforeResponse && reused {
             connection.close()
-            let fresh = try await newHTTP1Connection(to: target)
-            release(fresh, to: target, keepAlive: try await fresh.exchange(head, body: body, receive: receive))
-            return
+            let fresh = try await newHTTP1Connection(to: target, on: loop)
+            fresh.used.store(true, ordering: .relaxed)
+            do {
+                release(fresh, to: key, keepAlive: try await exchange(fresh))
+            } catch {
+                fresh.close()
+                throw error
+            }
         } catch {
             connection.close()
             throw error
         }
-        release(connection, to: target, keepAlive: keepAlive)
+    }
+
+    /// A small whole response (a token endpoint's, a JWKS): its status and
+    /// at most `limit` bytes of its body.
+    func fetch(_ head: HTTPRequest, body: ByteBuffer, to target: UpstreamTarget, limit: Int = 1024 * 1024) async throws -> (status: Int, body: ByteBuffer) {
+        var status = 0
+        var bytes = ByteBuffer()
+        try await send(head, body: body, to: target, timeout: .seconds(30)) { parts in
+            for part in parts {
+                switch part {
+                case .head(let response): status = response.status.code
+                case .body(var chunk): if bytes.readableBytes + chunk.readableBytes <= limit { bytes.writeBuffer(&chunk) }
+                case .end: break
+                }
+            }
+        }
+        return (status, bytes)
+    }
+
+    /// Reads one response through its end; whether the connection may
+    /// carry another (HTTP/1.1 keep-alive).
+    static func read(_ response: UpstreamResponse, timeout: ConfigDuration?, receive: ([HTTPResponsePart]) async throws -> Void) async throws -> Bool {
+        var started = false
+        var keepAlive = true
+        let wait = timeout.map { TimeAmount.milliseconds(Int64($0.milliseconds)) }
+        while true {
+            var parts: [HTTPResponsePart]
+            do {
+                parts = try await response.next(timeout: wait)
+            } catch UpstreamResponseReader.Failure.timedOut {
+                response.channel.close(promise: nil)
+                throw UpstreamError(code: .timeout, reason: "it sent nothing for \(timeout.map { "\($0)" } ?? "?") (the route's timeout)")
+            } catch {
+                throw started
+                    ? UpstreamError(code: .truncated, reason: "the upstream ended the response before its end: \(error)")
+                    : UpstreamError(code: .closedBeforeResponse, reason: "the upstream closed the connection before it answered: \(error)")
+            }
+            parts.removeAll { part in
+                if case .head(let head) = part { head.status.kind == .informational } else { false }
+            }
+            var end: Int?
+            for (index, part) in parts.enumerated() {
+                switch part {
+                case .head(let head):
+                    started = true
+                    keepAlive = !(head.headerFields[.connection]?.lowercased().contains("close") ?? false)
+                case .end:
+                    end = end ?? index
+                case .body:
+                    break
+                }
+            }
+            if let end {
+                // Anything after the end was not asked for: that connection is not reused.
+                if end < parts.count - 1 {
+                    keepAlive = false
+                    parts.removeSubrange((end + 1)...)
+                }
+                try await receive(parts)
+                return keepAlive
+            }
+            if !parts.isEmpty { try await receive(parts) }
+        }
     }
 
     func close() {
@@ -88,31 +176,31 @@ final class UpstreamPool: Sendable {
 
     // MARK: HTTP/1.1
 
-    private func http1Connection(to target: UpstreamTarget) async throws -> HTTP1UpstreamConnection {
+    private func http1Connection(for key: Key, on loop: any EventLoop) async throws -> HTTP1UpstreamConnection {
         let pooled: HTTP1UpstreamConnection? = state.withLock { state in
-            while let connection = state.idle[target]?.popLast() {
+            while let connection = state.idle[key]?.popLast() {
                 if connection.isActive { return connection }
             }
             return nil
         }
         if let pooled { return pooled }
-        return try await newHTTP1Connection(to: target)
+        return try await newHTTP1Connection(to: key.target, on: loop)
     }
 
-    private func release(_ connection: HTTP1UpstreamConnection, to target: UpstreamTarget, keepAlive: Bool) {
+    private func release(_ connection: HTTP1UpstreamConnection, to key: Key, keepAlive: Bool) {
         guard keepAlive, connection.isActive else {
             connection.close()
             return
         }
         let kept = state.withLock { state in
-            guard state.idle[target, default: []].count < maxIdlePerTarget else { return false }
-            state.idle[target, default: []].append(connection)
+            guard state.idle[key, default: []].count < maxIdlePerTarget else { return false }
+            state.idle[key, default: []].append(connection)
             return true
         }
         if !kept { connection.close() }
     }
 
-    private func newHTTP1Connection(to target: UpstreamTarget) async throws -> HTTP1UpstreamConnection {
+    private func newHTTP1Connection(to target: UpstreamTarget, on loop: any EventLoop) async throws -> HTTP1UpstreamConnection {
         let context = try sslContext(for: target.security)
         let verifier: SPIFFEPeerVerifier? = if case .controlPlane(let expected) = target.security, let identity {
             SPIFFEPeerVerifier(role: "token-client", logger: logger, bundle: { identity.current.bundle }, authorize: SPIFFEPeerVerifier.only(expected))
@@ -120,7 +208,8 @@ final class UpstreamPool: Sendable {
             nil
         }
         do {
-            let channel = try await bootstrap().connect(host: target.host, port: target.port) { channel in
+            let made = loop.makePromise(of: HTTP1UpstreamConnection.self)
+            _ = try await bootstrap(on: loop).channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     switch (context, target.security) {
@@ -133,11 +222,14 @@ final class UpstreamPool: Sendable {
                         break
                     }
                     try sync.addHTTPClientHandlers()
-                    try sync.addHandler(HTTP1ToHTTPClientCodec())
-                    return try NIOAsyncChannel<HTTPResponsePart, HTTPRequestPart>(wrappingChannelSynchronously: channel)
+                    let reader = UpstreamResponseReader()
+                    try sync.addHandlers(HTTP1ToHTTPClientCodec(), reader)
+                    made.succeed(HTTP1UpstreamConnection(UpstreamResponse(channel: channel, reader: reader)))
                 }
-            }
-            return HTTP1UpstreamConnection(channel)
+            }.connect(host: target.host, port: target.port).get()
+            return try await made.futureResult.get()
+        } catch let error as UpstreamError {
+            throw error
         } catch {
             throw UpstreamError(code: .connect, reason: "cannot connect to \(target): \(error)")
         }
@@ -145,19 +237,19 @@ final class UpstreamPool: Sendable {
 
     // MARK: HTTP/2 (mesh)
 
-    private func http2Connection(to target: UpstreamTarget) async throws -> HTTP2UpstreamConnection {
+    private func http2Connection(for key: Key, on loop: any EventLoop) async throws -> HTTP2UpstreamConnection {
         enum Next { case use(HTTP2UpstreamConnection), wait(EventLoopFuture<HTTP2UpstreamConnection>) }
-        let context = try sslContext(for: target.security)
+        let context = try sslContext(for: key.target.security)
         let next: Next = try state.withLock { state in
-            switch state.http2[target] {
+            switch state.http2[key] {
             case .ready(let connection)? where connection.isActive:
                 return .use(connection)
             case .connecting(let pending)?:
                 // Requests that arrive while it connects share the one connection.
                 return .wait(pending)
             default:
-                let pending = try connectHTTP2(to: target, context: context)
-                state.http2[target] = .connecting(pending)
+                let pending = try connectHTTP2(to: key.target, context: context, on: loop)
+                state.http2[key] = .connecting(pending)
                 return .wait(pending)
             }
         }
@@ -169,18 +261,18 @@ final class UpstreamPool: Sendable {
         do {
             let connection = try await pending.get()
             state.withLock { state in
-                if case .connecting(let current)? = state.http2[target], current === pending { state.http2[target] = .ready(connection) }
+                if case .connecting(let current)? = state.http2[key], current === pending { state.http2[key] = .ready(connection) }
             }
             return connection
         } catch {
             state.withLock { state in
-                if case .connecting(let current)? = state.http2[target], current === pending { state.http2[target] = nil }
+                if case .connecting(let current)? = state.http2[key], current === pending { state.http2[key] = nil }
             }
-            throw UpstreamError(code: .connect, reason: "cannot connect to \(target): \(error)")
+            throw UpstreamError(code: .connect, reason: "cannot connect to \(key.target): \(error)")
         }
     }
 
-    private func connectHTTP2(to target: UpstreamTarget, context: NIOSSLContext?) throws -> EventLoopFuture<HTTP2UpstreamConnection> {
+    private func connectHTTP2(to target: UpstreamTarget, context: NIOSSLContext?, on loop: any EventLoop) throws -> EventLoopFuture<HTTP2UpstreamConnection> {
         guard let context else {
             throw UpstreamError(code: .connect, reason: "\(target) is a mesh backend and this proxy has no SVID (it runs with --insecure-xds)")
         }
@@ -188,13 +280,14 @@ final class UpstreamPool: Sendable {
             throw UpstreamError(code: .connect, reason: "\(target) is not a mesh target")
         }
         let verifier = SPIFFEPeerVerifier(role: "mesh-client", logger: logger, bundle: { identity.current.bundle }, authorize: SPIFFEPeerVerifier.only(expected))
-        return bootstrap().connect(host: target.host, port: target.port).flatMap { channel in
+        return bootstrap(on: loop).connect(host: target.host, port: target.port).flatMap { channel in
             channel.eventLoop.makeCompletedFuture {
                 let sync = channel.pipeline.syncOperations
                 try sync.addHandler(NIOSSLClientHandler(context: context, serverHostname: nil, customVerificationCallbackWithMetadata: verifier.callback))
-                let multiplexer = try sync.configureAsyncHTTP2Pipeline(mode: .client) { stream in
-                    stream.eventLoop.makeSucceededVoidFuture()
-                }
+                // Serving proxies never push: a stream they open is refused.
+                let multiplexer = try sync.configureHTTP2Pipeline(
+                    mode: .client, connectionConfiguration: .init(), streamConfiguration: .init()
+                ) { stream in stream.close() }
                 return HTTP2UpstreamConnection(channel: channel, multiplexer: multiplexer)
             }
         }
@@ -202,8 +295,8 @@ final class UpstreamPool: Sendable {
 
     // MARK: TLS
 
-    private func bootstrap() -> ClientBootstrap {
-        ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+    private func bootstrap(on loop: any EventLoop) -> ClientBootstrap {
+        ClientBootstrap(group: loop)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(connectTimeout)
     }

@@ -54,6 +54,8 @@ struct UpstreamError: Error, Sendable, CustomStringConvertible {
         case truncated
         /// The upstream sent something that is not HTTP.
         case protocolError
+        /// The upstream stayed silent past the route's timeout.
+        case timeout
     }
 
     var code: Code

@@ -96,19 +96,7 @@ final class UserAuthenticator: Sendable {
         if let tokenService, tokenService.host == url.host, tokenService.port == url.port { target = tokenService }
         var head = HTTPRequest(method: .get, scheme: url.scheme, authority: UpstreamTarget.authority(of: url), path: url.path.isEmpty ? "/" : url.path)
         head.headerFields[.accept] = "application/json"
-        let body = Mutex<(status: Int, bytes: ByteBuffer)>((0, ByteBuffer()))
-        try await upstreams.send(head, body: ByteBuffer(), to: target) { part in
-            body.withLock { state in
-                switch part {
-                case .head(let response): state.status = response.status.code
-                case .body(var chunk):
-                    guard state.bytes.readableBytes + chunk.readableBytes <= 1024 * 1024 else { return }
-                    state.bytes.writeBuffer(&chunk)
-                case .end: break
-                }
-            }
-        }
-        let (status, bytes) = body.withLock { $0 }
+        let (status, bytes) = try await upstreams.fetch(head, body: ByteBuffer(), to: target)
         guard status == 200 else { throw ProxyError("GET \(url) answered \(status)") }
         return String(buffer: bytes)
     }

@@ -90,6 +90,7 @@ struct Run: AsyncParsableCommand {
     var logLevel: Logger.Level = .info
 
     func run() async throws {
+        Proxy.runConcurrencyOnEventLoops()
         umask(0o077)
         let level = logLevel
         LoggingSystem.bootstrap { label in
