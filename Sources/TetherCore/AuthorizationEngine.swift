@@ -88,6 +88,8 @@ public struct AuthorizationEngine: Sendable {
     }
 
     let routes: [String: RouteSpec]
+    /// Route names by backend, sorted: the serving side's candidates.
+    let routesByBackend: [String: [String]]
     let byRoute: [String: [Policy]]
     let byBackend: [String: [Policy]]
 
@@ -107,6 +109,7 @@ public struct AuthorizationEngine: Sendable {
         }
         // Deterministic: by name, so the same config always reports the same rule.
         self.routes = routes
+        self.routesByBackend = Dictionary(grouping: routes.keys.sorted(), by: { routes[$0]!.backend })
         self.byRoute = byRoute.mapValues { $0.sorted { $0.name < $1.name } }
         self.byBackend = byBackend.mapValues { $0.sorted { $0.name < $1.name } }
     }
@@ -127,14 +130,14 @@ public struct AuthorizationEngine: Sendable {
             return AuthorizationDecision(verdict: .deny, policy: nil, rule: nil, reason: "route \(name) is not for agent \(call.agent)")
         }
         let policies = (byRoute[name] ?? []) + (byBackend[route.backend] ?? [])
-        return evaluate(call, policies: policies, scope: "route \(name) or backend \(route.backend)")
+        return evaluate(call, policies: policies, scope: { "route \(name) or backend \(route.backend)" })
     }
 
     /// The decision for `call` arriving at `backend` (on the serving side,
     /// which does not know the route): allowed if it would be allowed on
     /// one of the routes that bring this agent to the backend.
     public func decide(_ call: MCPCall, backend: String) -> AuthorizationDecision {
-        let candidates = routes.filter { $0.value.backend == backend && $0.value.agents.contains(where: { $0.matches(call.agent) }) }.keys.sorted()
+        let candidates = (routesByBackend[backend] ?? []).filter { routes[$0]!.agents.contains { $0.matches(call.agent) } }
         guard !candidates.isEmpty else {
             return AuthorizationDecision(verdict: .deny, policy: nil, rule: nil, reason: "no route brings agent \(call.agent) to backend \(backend)")
         }
@@ -152,7 +155,7 @@ public struct AuthorizationEngine: Sendable {
     /// GET event stream, the DELETE that ends the session): each call on
     /// that session is still decided on its own.
     public func reaches(_ agent: SPIFFEID, backend: String) -> Bool {
-        routes.values.contains { $0.backend == backend && $0.agents.contains { $0.matches(agent) } }
+        (routesByBackend[backend] ?? []).contains { routes[$0]!.agents.contains { $0.matches(agent) } }
     }
 
     /// Whether an item of a listing result may stay in it: whether the
@@ -173,7 +176,9 @@ public struct AuthorizationEngine: Sendable {
         return use
     }
 
-    func evaluate(_ call: MCPCall, policies: [Policy], scope: String) -> AuthorizationDecision {
+    /// `scope` names where the policies were looked up, for the default
+    /// deny's reason only (built when needed: this runs on every call).
+    func evaluate(_ call: MCPCall, policies: [Policy], scope: () -> String) -> AuthorizationDecision {
         for policy in policies where policy.spec.action == .deny {
             if let index = policy.spec.rules.firstIndex(where: { matches($0, call, action: .deny) }) {
                 return AuthorizationDecision(verdict: .deny, policy: policy.name, rule: index, reason: "denied by AuthorizationPolicy \(policy.name), rule \(index + 1)")
@@ -193,7 +198,7 @@ public struct AuthorizationEngine: Sendable {
         }
         if let delegationRefusal { return delegationRefusal }
         let what = [call.method, call.target?.description].compactMap { $0 }.joined(separator: " ")
-        return AuthorizationDecision(verdict: .deny, policy: nil, rule: nil, reason: "no AuthorizationPolicy on \(scope) allows \(what) for \(call.agent)")
+        return AuthorizationDecision(verdict: .deny, policy: nil, rule: nil, reason: "no AuthorizationPolicy on \(scope()) allows \(what) for \(call.agent)")
     }
 
     func matchesWithoutClaims(_ rule: AuthorizationPolicySpec.Rule, _ call: MCPCall, action: AuthorizationPolicySpec.Action) -> Bool {

@@ -43,27 +43,30 @@ public struct TraceContext: Hashable, Sendable {
     public var traceparent: String { "00-\(traceID)-\(spanID)-\(flags)" }
 
     static func isHex(_ text: Substring, count: Int) -> Bool {
-        text.utf8.count == count && text.utf8.allSatisfy { ("0"..."9").contains(Character(UnicodeScalar($0))) || ("a"..."f").contains(Character(UnicodeScalar($0))) }
+        text.utf8.count == count && text.utf8.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains($0) }
     }
+
+    private static let hexDigits = Array("0123456789abcdef".utf8)
 
     /// `bytes` random bytes as lowercase hex, never all zero. Drawn 8 bytes
-    /// at a time: one system call per word, not per byte.
+    /// at a time (one system call per word), written as digits directly:
+    /// this runs for every request without a `traceparent`.
     static func randomHex(bytes: Int) -> String {
         var generator = SystemRandomNumberGenerator()
-        var text = ""
-        repeat {
-            text = ""
-            while text.count < bytes * 2 {
-                text += String(generator.next() as UInt64, radix: 16).leftPadded(to: 16)
+        while true {
+            var word: UInt64 = 0
+            var nonZero = false
+            let text = String(unsafeUninitializedCapacity: bytes * 2) { buffer in
+                for index in 0..<bytes {
+                    if index % 8 == 0 { word = generator.next() }
+                    let byte = UInt8(truncatingIfNeeded: word >> (UInt64(index % 8) * 8))
+                    nonZero = nonZero || byte != 0
+                    buffer[2 * index] = hexDigits[Int(byte >> 4)]
+                    buffer[2 * index + 1] = hexDigits[Int(byte & 0x0f)]
+                }
+                return bytes * 2
             }
-            text = String(text.prefix(bytes * 2))
-        } while !text.contains(where: { $0 != "0" })
-        return text
-    }
-}
-
-extension String {
-    fileprivate func leftPadded(to length: Int) -> String {
-        count >= length ? self : String(repeating: "0", count: length - count) + self
+            if nonZero { return text }
+        }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Prometheus
+import Synchronization
 import TetherMeshIdentity
 
 /// The proxy's Prometheus metrics, served on the admin port at `/metrics`.
@@ -54,18 +55,46 @@ public final class ProxyMetrics: Sendable {
         MetricNameDescriptor(namespace: "tether_proxy", subsystem: subsystem, metricName: metric, unitName: unit, helpText: help)
     }
 
+    struct RequestLabels: Hashable {
+        var listener: String
+        var route: String
+        var method: String
+        var decision: String
+        var status: Int
+    }
+
+    /// The per-request series, looked up here first: the registry's own
+    /// lookup builds and validates the full name and labels on every call,
+    /// which showed in the data path's profile.
+    private let requestSeries = Mutex<(counters: [RequestLabels: Counter], latency: [[String]: DurationHistogram])>(([:], [:]))
+
     /// One MCP request, once it is answered.
     func recordRequest(listener: String, route: String, method: String, decision: String, status: Int, duration: Duration) {
-        let method = Self.knownMethods.contains(method) ? method : "other"
-        registry.makeCounter(
+        let labels = RequestLabels(listener: listener, route: route, method: Self.knownMethods.contains(method) ? method : "other", decision: decision, status: status)
+        let (counter, histogram) = requestSeries.withLock { series in
+            (series.counters[labels], series.latency[[listener, route]])
+        }
+        (counter ?? requestCounter(labels)).increment()
+        (histogram ?? latencyHistogram(listener: listener, route: route)).record(duration)
+    }
+
+    private func requestCounter(_ labels: RequestLabels) -> Counter {
+        let counter = registry.makeCounter(
             descriptor: descriptor("mcp", "requests", "total", "MCP requests, by listener, route (or served backend), method, decision and response status."),
-            labels: [("listener", listener), ("route", route), ("method", method), ("decision", decision), ("status", "\(status)")]
-        ).increment()
-        registry.makeDurationHistogram(
+            labels: [("listener", labels.listener), ("route", labels.route), ("method", labels.method), ("decision", labels.decision), ("status", "\(labels.status)")]
+        )
+        requestSeries.withLock { $0.counters[labels] = counter }
+        return counter
+    }
+
+    private func latencyHistogram(listener: String, route: String) -> DurationHistogram {
+        let histogram = registry.makeDurationHistogram(
             descriptor: descriptor("mcp", "request_duration", "seconds", "Time to answer an MCP request, until its response ended."),
             labels: [("listener", listener), ("route", route)],
             buckets: Self.latencyBuckets
-        ).record(duration)
+        )
+        requestSeries.withLock { $0.latency[[listener, route]] = histogram }
+        return histogram
     }
 
     func recordUpstreamError(listener: String, route: String, code: String) {
