@@ -225,6 +225,8 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                // `idp`: the benchmark's identity provider key and user token.
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             path: "Benchmarks/MCPUpstream",
             swiftSettings: strict

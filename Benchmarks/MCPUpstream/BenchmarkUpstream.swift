@@ -8,12 +8,17 @@ import NIOPosix
 /// out near 1k calls/s on these machines: it would be the bottleneck.)
 ///
 /// Usage: tether-bench-upstream PORT
+///        tether-bench-upstream idp DIR   (see `BenchmarkIdentityProvider`)
 @main
 struct BenchmarkUpstream {
     static func main() async throws {
         let arguments = CommandLine.arguments
+        if arguments.count == 3, arguments[1] == "idp" {
+            try BenchmarkIdentityProvider.write(to: arguments[2])
+            return
+        }
         guard arguments.count == 2, let port = Int(arguments[1]) else {
-            print("usage: tether-bench-upstream PORT")
+            print("usage: tether-bench-upstream PORT | tether-bench-upstream idp DIR")
             return
         }
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
