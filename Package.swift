@@ -303,6 +303,7 @@ let package = Package(
                 "TetherAdminHTTP",
                 "TetherXDS",
                 "TetherCore",
+                "TetherTestSupport",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),

@@ -8,7 +8,8 @@
 #          → serving tether-proxy inbound → upstream (HTTP/1.1). Per request,
 #          the agent's proxy parses the JSON-RPC body (and checks Mcp-Method /
 #          Mcp-Name against it), validates the user JWT (ES256 signature, iss,
-#          aud, exp; IdentityProvider with an inline JWK Set), decides the
+#          aud, exp; IdentityProvider with an inline JWK Set; a token that
+#          validated is remembered until it expires), decides the
 #          route's AuthorizationPolicy, and swaps the user token for a
 #          `builtin` TokenExchange token (RFC 8693 at tether-control's token
 #          service, cached by the proxy: only the first call, and one per
@@ -20,7 +21,8 @@
 #          server Envoy (client cert required, URI SAN under
 #          spiffe://example.org/agent/) → upstream (HTTP/1.1). Per request,
 #          the agent Envoy validates the same user JWT (jwt_authn, local JWK
-#          Set, no verification cache, token not forwarded) and applies RBAC
+#          Set, jwt_cache_config like Tether's memory of validated tokens,
+#          token not forwarded) and applies RBAC
 #          on the Mcp-Method / Mcp-Name headers; the server Envoy applies RBAC
 #          on the agent's exact SPIFFE ID plus those headers and sets a static
 #          vaulted credential as `Authorization: Bearer …`. Envoy does NOT

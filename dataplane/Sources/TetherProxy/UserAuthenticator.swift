@@ -12,6 +12,13 @@ import TetherIdentity
 /// and cached for 5 minutes. A token whose `kid` is unknown triggers one
 /// refetch (a provider rotating its keys), at most every 30 s per provider,
 /// so unknown kids cannot be used to hammer the IdP.
+///
+/// A token that validated is remembered until it expires (as Envoy's
+/// `jwt_cache` does): an agent sends its user's token on every call, and
+/// checking the signature each time was the largest cost of a call. A
+/// remembered token is only accepted while the keys that validated it are
+/// the provider's current ones and it is unexpired (with the provider's
+/// clock skew); new keys, a changed provider or a refetch forget it.
 final class UserAuthenticator: Sendable {
     enum Failure: Error, Sendable {
         /// The token is bad: 401 for the client.
@@ -26,6 +33,15 @@ final class UserAuthenticator: Sendable {
         var loadedAt: ContinuousClock.Instant
     }
 
+    /// A validated token, and the keys (by their load time) that validated it.
+    struct Validated: Sendable {
+        var provider: String
+        var keysLoadedAt: ContinuousClock.Instant
+        var token: UserToken
+    }
+
+    /// Bounds the memory of validated tokens; a proxy serves one agent, whose users are few.
+    static let maximumValidated = 4096
     static let refreshInterval: Duration = .seconds(300)
     static let minimumRefetchInterval: Duration = .seconds(30)
 
@@ -34,6 +50,8 @@ final class UserAuthenticator: Sendable {
     /// (its certificate is the control plane's SVID, not a public CA's).
     private let tokenService: UpstreamTarget?
     private let entries = Mutex<[String: Entry]>([:])
+    /// By the token as presented.
+    private let validated = Mutex<[String: Validated]>([:])
     /// When each provider's keys were last fetched (or a fetch began).
     private let lastFetch = Mutex<[String: ContinuousClock.Instant]>([:])
 
@@ -43,20 +61,44 @@ final class UserAuthenticator: Sendable {
     }
 
     func authenticate(_ token: String, provider name: String, spec: IdentityProviderSpec) async -> Result<UserToken, Failure> {
-        let validator: UserTokenValidator
+        let entry: Entry
         do {
-            validator = try await self.validator(name, spec: spec, refetch: false)
+            entry = try await self.entry(name, spec: spec, refetch: false)
         } catch {
             return .failure(.unavailable("the keys of IdentityProvider \(name) cannot be loaded: \(error)"))
         }
-        let result = await validator.validate(token)
+        if let known = remembered(token, provider: name, entry: entry) { return .success(known) }
+        let result = await entry.validator.validate(token)
         guard case .failure(let rejection) = result, rejection.code == .unknownKey, case .url = spec.jwks, mayRefetch(name) else {
-            return result.mapError { .rejected($0) }
+            return remember(result, provider: name, entry: entry).mapError { .rejected($0) }
         }
-        guard let refreshed = try? await self.validator(name, spec: spec, refetch: true) else {
+        guard let refreshed = try? await self.entry(name, spec: spec, refetch: true) else {
             return .failure(.rejected(rejection))
         }
-        return await refreshed.validate(token).mapError { .rejected($0) }
+        return remember(await refreshed.validator.validate(token), provider: name, entry: refreshed).mapError { .rejected($0) }
+    }
+
+    private func remembered(_ token: String, provider: String, entry: Entry) -> UserToken? {
+        guard let known = validated.withLock({ $0[token] }), known.provider == provider, known.keysLoadedAt == entry.loadedAt else { return nil }
+        let skew = TimeInterval((entry.spec.clockSkew ?? .seconds(30)).milliseconds) / 1000
+        guard known.token.expiresAt.addingTimeInterval(skew) > Date() else {
+            _ = validated.withLock { $0.removeValue(forKey: token) }
+            return nil
+        }
+        return known.token
+    }
+
+    private func remember(_ result: Result<UserToken, TokenRejection>, provider: String, entry: Entry) -> Result<UserToken, TokenRejection> {
+        guard case .success(let token) = result else { return result }
+        validated.withLock { validated in
+            if validated.count >= Self.maximumValidated {
+                let now = Date()
+                validated = validated.filter { $0.value.token.expiresAt > now }
+                if validated.count >= Self.maximumValidated { validated.removeAll() }
+            }
+            validated[token.raw] = Validated(provider: provider, keysLoadedAt: entry.loadedAt, token: token)
+        }
+        return result
     }
 
     private func mayRefetch(_ name: String) -> Bool {
@@ -68,11 +110,11 @@ final class UserAuthenticator: Sendable {
         }
     }
 
-    private func validator(_ name: String, spec: IdentityProviderSpec, refetch: Bool) async throws -> UserTokenValidator {
+    private func entry(_ name: String, spec: IdentityProviderSpec, refetch: Bool) async throws -> Entry {
         let now = ContinuousClock.now
         if !refetch, let entry = entries.withLock({ $0[name] }), entry.spec == spec {
             let stale = { if case .url = spec.jwks { return now - entry.loadedAt > Self.refreshInterval } else { return false } }()
-            if !stale { return entry.validator }
+            if !stale { return entry }
         }
         let jwks: String
         switch spec.jwks {
@@ -84,9 +126,9 @@ final class UserAuthenticator: Sendable {
             if !refetch { lastFetch.withLock { $0[name] = now } }
             jwks = try await fetch(url)
         }
-        let validator = try await UserTokenValidator(name: name, spec: spec, jwks: jwks)
-        entries.withLock { $0[name] = Entry(spec: spec, validator: validator, loadedAt: now) }
-        return validator
+        let entry = Entry(spec: spec, validator: try await UserTokenValidator(name: name, spec: spec, jwks: jwks), loadedAt: now)
+        entries.withLock { $0[name] = entry }
+        return entry
     }
 
     /// GETs a JWK Set over the pooled upstream connections (TLS with the
