@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import HTTPTypes
 import NIOCore
@@ -50,8 +51,9 @@ final class UserAuthenticator: Sendable {
     /// (its certificate is the control plane's SVID, not a public CA's).
     private let tokenService: UpstreamTarget?
     private let entries = Mutex<[String: Entry]>([:])
-    /// By the token as presented.
-    private let validated = Mutex<[String: Validated]>([:])
+    /// By a SHA-256 of the token as presented, as `TokenCache` keys: the
+    /// key is not the token.
+    private let validated = Mutex<[Data: Validated]>([:])
     /// When each provider's keys were last fetched (or a fetch began).
     private let lastFetch = Mutex<[String: ContinuousClock.Instant]>([:])
 
@@ -67,28 +69,29 @@ final class UserAuthenticator: Sendable {
         } catch {
             return .failure(.unavailable("the keys of IdentityProvider \(name) cannot be loaded: \(error)"))
         }
-        if let known = remembered(token, provider: name, entry: entry) { return .success(known) }
+        let key = Data(SHA256.hash(data: Data(token.utf8)))
+        if let known = remembered(key, provider: name, entry: entry) { return .success(known) }
         let result = await entry.validator.validate(token)
         guard case .failure(let rejection) = result, rejection.code == .unknownKey, case .url = spec.jwks, mayRefetch(name) else {
-            return remember(result, provider: name, entry: entry).mapError { .rejected($0) }
+            return remember(result, key: key, provider: name, entry: entry).mapError { .rejected($0) }
         }
         guard let refreshed = try? await self.entry(name, spec: spec, refetch: true) else {
             return .failure(.rejected(rejection))
         }
-        return remember(await refreshed.validator.validate(token), provider: name, entry: refreshed).mapError { .rejected($0) }
+        return remember(await refreshed.validator.validate(token), key: key, provider: name, entry: refreshed).mapError { .rejected($0) }
     }
 
-    private func remembered(_ token: String, provider: String, entry: Entry) -> UserToken? {
-        guard let known = validated.withLock({ $0[token] }), known.provider == provider, known.keysLoadedAt == entry.loadedAt else { return nil }
+    private func remembered(_ key: Data, provider: String, entry: Entry) -> UserToken? {
+        guard let known = validated.withLock({ $0[key] }), known.provider == provider, known.keysLoadedAt == entry.loadedAt else { return nil }
         let skew = TimeInterval((entry.spec.clockSkew ?? .seconds(30)).milliseconds) / 1000
         guard known.token.expiresAt.addingTimeInterval(skew) > Date() else {
-            _ = validated.withLock { $0.removeValue(forKey: token) }
+            _ = validated.withLock { $0.removeValue(forKey: key) }
             return nil
         }
         return known.token
     }
 
-    private func remember(_ result: Result<UserToken, TokenRejection>, provider: String, entry: Entry) -> Result<UserToken, TokenRejection> {
+    private func remember(_ result: Result<UserToken, TokenRejection>, key: Data, provider: String, entry: Entry) -> Result<UserToken, TokenRejection> {
         guard case .success(let token) = result else { return result }
         validated.withLock { validated in
             if validated.count >= Self.maximumValidated {
@@ -96,7 +99,7 @@ final class UserAuthenticator: Sendable {
                 validated = validated.filter { $0.value.token.expiresAt > now }
                 if validated.count >= Self.maximumValidated { validated.removeAll() }
             }
-            validated[token.raw] = Validated(provider: provider, keysLoadedAt: entry.loadedAt, token: token)
+            validated[key] = Validated(provider: provider, keysLoadedAt: entry.loadedAt, token: token)
         }
         return result
     }
