@@ -17,6 +17,8 @@ let package = Package(
         .library(name: "TetherXDS", targets: ["TetherXDS"]),
         .library(name: "TetherControlPlane", targets: ["TetherControlPlane"]),
         .library(name: "TetherProxy", targets: ["TetherProxy"]),
+        // For Benchmarks/Micro (user-token validation on the request path).
+        .library(name: "TetherIdentity", targets: ["TetherIdentity"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),

@@ -7,14 +7,18 @@ import Synchronization
 /// the token itself), the audience and the scopes. Concurrent misses for
 /// one key share one mint; a failed mint is not remembered. Bounded: when
 /// full, expired entries go first, then the soonest to expire.
-final class TokenCache: Sendable {
-    struct Key: Hashable, Sendable {
+///
+/// Public (with its key, entry value and lookup) only so the micro-benchmarks
+/// in `Benchmarks/Micro` can time a cache hit; the proxy is its one user.
+public final class TokenCache: Sendable {
+    public struct Key: Hashable, Sendable {
         var exchange: String
         var subject: Data?
         var audience: String
         var scopes: [String]
 
-        init(exchange: String, userToken: String?, audience: String, scopes: [String]) {
+        /// Hashes `userToken` (SHA-256) on every call: the proxy builds a key per request.
+        public init(exchange: String, userToken: String?, audience: String, scopes: [String]) {
             self.exchange = exchange
             subject = userToken.map { Data(SHA256.hash(data: Data($0.utf8))) }
             self.audience = audience
@@ -22,9 +26,14 @@ final class TokenCache: Sendable {
         }
     }
 
-    struct Minted: Sendable {
-        var value: String
-        var expiresAt: Date
+    public struct Minted: Sendable {
+        public var value: String
+        public var expiresAt: Date
+
+        public init(value: String, expiresAt: Date) {
+            self.value = value
+            self.expiresAt = expiresAt
+        }
     }
 
     enum Entry {
@@ -37,11 +46,13 @@ final class TokenCache: Sendable {
     let capacity: Int
     private let entries = Mutex<[Key: Entry]>([:])
 
-    init(capacity: Int = 10_000) {
+    public init(capacity: Int = 10_000) {
         self.capacity = capacity
     }
 
-    func token(for key: Key, now: Date = Date(), mint: @escaping @Sendable () async throws -> Minted) async throws -> Minted {
+    /// The cached token for `key` while it has more than `renewalMargin`
+    /// left; otherwise the result of one `mint` shared by concurrent callers.
+    public func token(for key: Key, now: Date = Date(), mint: @escaping @Sendable () async throws -> Minted) async throws -> Minted {
         let task: Task<Minted, any Error> = entries.withLock { entries in
             switch entries[key] {
             case .ready(let minted)? where minted.expiresAt.timeIntervalSince(now) > Self.renewalMargin:
