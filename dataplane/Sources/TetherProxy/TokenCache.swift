@@ -53,18 +53,27 @@ public final class TokenCache: Sendable {
     /// The cached token for `key` while it has more than `renewalMargin`
     /// left; otherwise the result of one `mint` shared by concurrent callers.
     public func token(for key: Key, now: Date = Date(), mint: @escaping @Sendable () async throws -> Minted) async throws -> Minted {
-        let task: Task<Minted, any Error> = entries.withLock { entries in
+        enum Lookup { case hit(Minted), wait(Task<Minted, any Error>) }
+        let lookup: Lookup = entries.withLock { entries in
             switch entries[key] {
             case .ready(let minted)? where minted.expiresAt.timeIntervalSince(now) > Self.renewalMargin:
-                return Task { minted }
+                return .hit(minted)
             case .pending(let task)?:
-                return task
+                return .wait(task)
             default:
                 if entries.count >= capacity { evict(&entries, now: now) }
                 let task = Task { try await mint() }
                 entries[key] = .pending(task)
-                return task
+                return .wait(task)
             }
+        }
+        let task: Task<Minted, any Error>
+        switch lookup {
+        case .hit(let minted):
+            // Every call but the first: no task, no suspension.
+            return minted
+        case .wait(let pending):
+            task = pending
         }
         do {
             let minted = try await task.value
