@@ -228,6 +228,28 @@ struct DataPathStreamingTests {
         #expect((first + rest).components(separatedBy: "notifications/progress").count - 1 == 20)
     }
 
+    /// A client that goes away mid-stream ends the whole chain: its task on
+    /// the agent's proxy, the mesh stream (reset), and the serving proxy's
+    /// request and its upstream connection — nothing keeps streaming to no one.
+    @Test func aClientLeavingMidStreamEndsTheStreamOnBothProxies() async throws {
+        let mesh = try await MCPMesh()
+        func inboundStreams() async throws -> Double? {
+            let metrics = try await mesh.serverProxy.get("/metrics").body
+            let line = metrics.split(separator: "\n").first { $0.hasPrefix(#"tether_proxy_downstream_active_streams{listener="inbound"}"#) }
+            return line?.split(separator: " ").last.flatMap { Double($0) }
+        }
+        let socket = try LoopbackSocket(port: mesh.agentProxy.outboundPort)
+        // 600 steps of 50 ms: the server would go on for 30 s.
+        socket.send(slowCountRequest(n: 600, port: mesh.agentProxy.outboundPort))
+        let first = try await offPool { socket.receive(until: { $0.contains("notifications/progress") }, seconds: 20) }
+        #expect(first.contains("notifications/progress"), "\(first)")
+        #expect(try await inboundStreams() == 1, "the stream is open on the serving proxy")
+        socket.shutdown()
+        try await mesh.serverProxy.waitUntil("the serving proxy's stream to end after the client left", seconds: 10) {
+            try await inboundStreams() == 0
+        }
+    }
+
     @Test func sigtermLetsAStreamInFlightFinishThenExits() async throws {
         let mesh = try await MCPMesh()
         let socket = try LoopbackSocket(port: mesh.agentProxy.outboundPort)
@@ -262,6 +284,11 @@ final class LoopbackSocket: @unchecked Sendable {
     }
 
     deinit { close(fd) }
+
+    /// Both directions closed, as a client that goes away.
+    func shutdown() {
+        _ = Glibc.shutdown(fd, Int32(SHUT_RDWR))
+    }
 
     func send(_ bytes: [UInt8]) {
         _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
