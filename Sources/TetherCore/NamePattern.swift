@@ -9,6 +9,15 @@
 public struct NamePattern: Hashable, Sendable, Codable, CustomStringConvertible {
     public let description: String
     private let characters: [Character]
+    /// The common shapes, matched without copying the name.
+    private let shape: Shape
+
+    private enum Shape: Hashable, Sendable {
+        case anything
+        case exact
+        case prefix(String)
+        case glob
+    }
 
     public init(_ string: String) throws(NamePatternError) {
         guard !string.isEmpty else {
@@ -22,10 +31,28 @@ public struct NamePattern: Hashable, Sendable, Codable, CustomStringConvertible 
         }
         self.description = string
         self.characters = Array(string)
+        let wildcards = characters.filter { $0 == "*" || $0 == "?" }
+        shape = if wildcards.isEmpty {
+            .exact
+        } else if string == "*" {
+            .anything
+        } else if wildcards == ["*"], characters.last == "*" {
+            .prefix(String(string.dropLast()))
+        } else {
+            .glob
+        }
     }
 
     public func matches(_ name: String) -> Bool {
-        let name = Array(name)
+        switch shape {
+        case .anything: return true
+        case .exact: return name == description
+        case .prefix(let prefix): return name.hasPrefix(prefix)
+        case .glob: return globMatches(Array(name))
+        }
+    }
+
+    private func globMatches(_ name: [Character]) -> Bool {
         // Iterative glob matching with single-star backtracking: linear in
         // practice, never exponential.
         var p = 0, n = 0

@@ -62,18 +62,29 @@ public struct SPIFFEIDPattern: Hashable, Sendable, Codable, CustomStringConverti
 
     public func matches(_ id: SPIFFEID) -> Bool {
         guard id.trustDomain == trustDomain else { return false }
-        let idSegments = id.segments
-        for (index, segment) in segments.enumerated() {
+        // The ID's segments one by one, without building an array: this
+        // runs for every pattern of every rule a call is checked against.
+        var rest: Substring? = id.path.isEmpty ? nil : id.path.dropFirst()
+        func nextSegment() -> Substring? {
+            guard let current = rest else { return nil }
+            guard let slash = current.firstIndex(of: "/") else {
+                rest = nil
+                return current
+            }
+            rest = current[current.index(after: slash)...]
+            return current[..<slash]
+        }
+        for segment in segments {
             switch segment {
             case .anyRemaining:
-                return idSegments.count > index
+                return nextSegment() != nil
             case .any:
-                guard index < idSegments.count else { return false }
+                guard nextSegment() != nil else { return false }
             case .literal(let literal):
-                guard index < idSegments.count, idSegments[index] == literal else { return false }
+                guard let next = nextSegment(), next == literal else { return false }
             }
         }
-        return idSegments.count == segments.count
+        return nextSegment() == nil
     }
 
     /// Whether some SPIFFE ID matches both patterns.

@@ -90,6 +90,7 @@ struct ValueTests {
         ("*", "anything", true), ("get_?", "get_a", true), ("get_?", "get_ab", false),
         ("*_issue*", "list_issue_comments", true), ("a*b*c", "aXbYbZc", true), ("a*b*c", "aXbYbZ", false),
         ("file:///docs/*", "file:///docs/a/b.md", true), ("Get", "get", false),
+        ("get_issue", "get_issue", true), ("get_issue", "get_issues", false), ("get_*", "get", false), ("*x", "abx", true),
     ])
     func namePatterns(_ pattern: String, _ name: String, _ expected: Bool) throws {
         #expect(try NamePattern(pattern).matches(name) == expected)
