@@ -13,13 +13,13 @@ public enum JSONRPCID: Hashable, Sendable, CustomStringConvertible {
     case string(String)
     case number(Int64)
 
-    init?(json: Any) {
-        if let text = json as? String {
-            self = .string(text)
-        } else if let number = json as? NSNumber, !number.isJSONBoolean, number.doubleValue == Double(number.int64Value) {
-            self = .number(number.int64Value)
-        } else {
-            return nil
+    /// The id as the envelope reader found it; nil for anything MCP does not
+    /// allow as an id (null, a fraction, a boolean, a structure).
+    init?(_ value: JSONRPCEnvelope.Value) {
+        switch value {
+        case .string(let text): self = .string(text)
+        case .integer(let number): self = .number(number)
+        case .other: return nil
         }
     }
 
@@ -113,29 +113,48 @@ public struct MCPProtocolError: Error, Hashable, Sendable, CustomStringConvertib
 /// authorizes on headers can be told something else than the server
 /// executes. The body itself is never re-encoded: the proxy forwards the
 /// bytes it received.
+///
+/// The body is read by `JSONRPCEnvelopeReader`, which validates the whole
+/// document without building it: memory stays at the body's own size
+/// whatever the body holds (a 4 MiB batch once cost 80 times that as
+/// Foundation objects), and duplicate members resolve as in the MCP SDKs,
+/// the last one winning.
 public enum MCPRequestInspector {
     public static let defaultBodyLimit = 4 * 1024 * 1024
     /// The first revision whose requests carry the mirrored headers.
     public static let headerRevision = "2026-07-28"
 
-    /// Methods whose params name a target, and the param that does.
-    static let targetParams: [String: String] = ["tools/call": "name", "resources/read": "uri", "prompts/get": "name"]
+    /// Methods whose params name a target.
+    enum TargetParam { case name, uri }
+    static let targetParams: [String: TargetParam] = ["tools/call": .name, "resources/read": .uri, "prompts/get": .name]
 
     /// - Parameter header: the value of a request header, by case-insensitive name.
-    public static func inspect(body: Data, header: (String) -> String?, limit: Int = defaultBodyLimit) -> Result<MCPMessage, MCPProtocolError> {
+    public static func inspect(body: UnsafeRawBufferPointer, header: (String) -> String?, limit: Int = defaultBodyLimit) -> Result<MCPMessage, MCPProtocolError> {
         guard body.count <= limit else {
             return .failure(MCPProtocolError(status: 413, code: MCPProtocolError.invalidRequest, message: "the request body is \(body.count) bytes; the limit is \(limit)"))
         }
-        guard let json = try? JSONSerialization.jsonObject(with: body, options: [.fragmentsAllowed]) else {
-            return .failure(MCPProtocolError(status: 400, code: MCPProtocolError.parseError, message: "the request body is not valid JSON"))
+        switch JSONRPCEnvelopeReader.read(body) {
+        case .success(let envelope):
+            return inspect(envelope, header: header)
+        case .failure(.invalidJSON(let offset)):
+            return .failure(MCPProtocolError(status: 400, code: MCPProtocolError.parseError, message: "the request body is not valid JSON (at byte \(offset))"))
+        case .failure(.tooDeep(let offset)):
+            return .failure(MCPProtocolError(status: 400, code: MCPProtocolError.parseError, message: "the request body nests deeper than \(JSONRPCEnvelopeReader.maximumDepth) levels (at byte \(offset))"))
+        case .failure(.batch):
+            return .failure(MCPProtocolError(status: 400, code: MCPProtocolError.invalidRequest, message: "JSON-RPC batches are not part of MCP (since 2025-06-18); send one message per request"))
+        case .failure(.notAnObject):
+            return .failure(MCPProtocolError(status: 400, code: MCPProtocolError.invalidRequest, message: "a JSON-RPC message must be a JSON object"))
         }
-        guard let object = json as? [String: Any] else {
-            let reason = json is [Any] ? "JSON-RPC batches are not part of MCP (since 2025-06-18); send one message per request" : "a JSON-RPC message must be a JSON object"
-            return .failure(MCPProtocolError(status: 400, code: MCPProtocolError.invalidRequest, message: reason))
-        }
+    }
+
+    public static func inspect(body: Data, header: (String) -> String?, limit: Int = defaultBodyLimit) -> Result<MCPMessage, MCPProtocolError> {
+        body.withUnsafeBytes { inspect(body: $0, header: header, limit: limit) }
+    }
+
+    static func inspect(_ envelope: JSONRPCEnvelope, header: (String) -> String?) -> Result<MCPMessage, MCPProtocolError> {
         var id: JSONRPCID?
-        if let rawID = object["id"] {
-            guard let parsed = JSONRPCID(json: rawID) else {
+        if let rawID = envelope.id {
+            guard let parsed = JSONRPCID(rawID) else {
                 return .failure(MCPProtocolError(status: 400, code: MCPProtocolError.invalidRequest, message: "id must be a string or an integer"))
             }
             id = parsed
@@ -143,26 +162,27 @@ public enum MCPRequestInspector {
         func invalid(_ message: String, code: Int = MCPProtocolError.invalidRequest) -> Result<MCPMessage, MCPProtocolError> {
             .failure(MCPProtocolError(status: 400, code: code, message: message, id: id))
         }
-        guard object["jsonrpc"] as? String == "2.0" else {
+        guard envelope.jsonrpc == .string("2.0") else {
             return invalid("jsonrpc must be \"2.0\"")
         }
         let version = header("mcp-protocol-version")
-        guard let methodValue = object["method"] else {
-            guard let id, object["result"] != nil || object["error"] != nil else {
+        guard let methodValue = envelope.method else {
+            guard let id, envelope.hasResult || envelope.hasError else {
                 return invalid("a JSON-RPC message needs a method (request or notification) or an id with a result or error (response)")
             }
             return .success(MCPMessage(kind: .response(id), method: nil, target: nil, protocolVersion: version))
         }
-        guard let method = methodValue as? String, !method.isEmpty else {
+        guard case .string(let method) = methodValue, !method.isEmpty else {
             return invalid("method must be a non-empty string")
         }
         var target: MCPCall.Target?
-        if let params = object["params"] {
-            guard let params = params as? [String: Any] else {
+        if let params = envelope.params {
+            guard params == .other(.object) else {
                 return invalid("params must be an object", code: MCPProtocolError.invalidParams)
             }
-            if let key = targetParams[method] {
-                guard let value = params[key] as? String, !value.isEmpty else {
+            if let param = targetParams[method] {
+                let key = param == .name ? "name" : "uri"
+                guard case .string(let value)? = param == .name ? envelope.paramsName : envelope.paramsURI, !value.isEmpty else {
                     return invalid("\(method) needs params.\(key) (a non-empty string)", code: MCPProtocolError.invalidParams)
                 }
                 target = switch method {
@@ -171,8 +191,8 @@ public enum MCPRequestInspector {
                 default: .prompt(value)
                 }
             }
-        } else if let key = targetParams[method] {
-            return invalid("\(method) needs params.\(key)", code: MCPProtocolError.invalidParams)
+        } else if let param = targetParams[method] {
+            return invalid("\(method) needs params.\(param == .name ? "name" : "uri")", code: MCPProtocolError.invalidParams)
         }
         // The mirrored headers: required from 2026-07-28 on, checked whenever present.
         let modern = version.map { $0 >= headerRevision } ?? false
