@@ -13,7 +13,7 @@ enum TokenServiceTLS {
         configuration.certificateVerification = .optionalVerification
         configuration.trustRoots = .certificates(try identity.current.bundle.x509Authorities.map { try NIOSSLCertificate(bytes: $0.derBytes, format: .der) })
         configuration.applicationProtocols = ["http/1.1"]
-        configuration.minimumTLSVersion = .tlsv12
+        configuration.harden()
         return LocalHTTPServer.TLS(context: try NIOSSLContext(configuration: configuration), verify: verifier.callback)
     }
 }

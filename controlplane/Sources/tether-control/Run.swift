@@ -55,7 +55,7 @@ struct Run: AsyncParsableCommand {
     @Option(help: ArgumentHelp("More X.509 authorities of the trust domain (PEM), e.g. a SPIRE server's bundle: SVIDs they issue are accepted, and they are published in the trust bundle.", valueName: "file"))
     var trustBundle: String?
 
-    @Option(help: ArgumentHelp("Lifetime of issued X.509-SVIDs.", valueName: "duration"))
+    @Option(help: ArgumentHelp("Lifetime of issued X.509-SVIDs, at least 10s; proxies renew at half of it.", valueName: "duration"))
     var svidTTL = "1h"
 
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
