@@ -80,7 +80,9 @@ public struct LocalHTTPServer: Service {
     public let address: Address
     public let logger: Logger
     public let maximumBodySize: Int
-    /// The longest a client may go without sending anything.
+    /// The longest a client may take to send its whole request, from the
+    /// moment it connects: this is the handshake, first-byte, head, body and
+    /// idle timeout at once, as there is one request per connection.
     public let requestTimeout: TimeAmount
     public let tls: TLS?
     private let handler: Handler
@@ -106,19 +108,18 @@ public struct LocalHTTPServer: Service {
     public func run() async throws {
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-        let tls = tls
+        let (tls, requestTimeout) = (tls, requestTimeout)
         let initializer: @Sendable (any Channel) -> EventLoopFuture<(Connection, String)> = { channel in
-            Self.callerIdentity(of: channel).flatMapThrowing { caller in
+            // The whole request within the timeout: a client trickling bytes
+            // cannot hold a connection (and graceful shutdown) for longer.
+            let deadline = channel.eventLoop.scheduleTask(in: requestTimeout) { channel.close(promise: nil) }
+            channel.closeFuture.whenComplete { _ in deadline.cancel() }
+            return Self.callerIdentity(of: channel).flatMapThrowing { caller in
                 if let tls {
                     try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.context, customVerificationCallbackWithMetadata: tls.verify))
                 }
-                // A client that connects and then stalls is closed, so it can
-                // neither pin a task nor hold up graceful shutdown.
-                try channel.pipeline.syncOperations.addHandlers([
-                    IdleStateHandler(readTimeout: requestTimeout),
-                    CloseOnIdle(),
-                ])
                 try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                try channel.pipeline.syncOperations.addHandler(RequestDeadline(deadline))
                 return (try Connection(wrappingChannelSynchronously: channel), caller)
             }
         }
@@ -244,16 +245,21 @@ public struct LocalHTTPServer: Service {
     }
 }
 
-/// Closes a connection when `IdleStateHandler` reports it idle.
-final class CloseOnIdle: ChannelInboundHandler, Sendable {
-    typealias InboundIn = NIOAny
+/// Lifts a connection's request deadline once its request has been read
+/// whole: the handler's answer may take as long as it takes.
+final class RequestDeadline: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is IdleStateHandler.IdleStateEvent {
-            context.close(promise: nil)
-        } else {
-            context.fireUserInboundEventTriggered(event)
-        }
+    private let deadline: Scheduled<Void>
+
+    init(_ deadline: Scheduled<Void>) {
+        self.deadline = deadline
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .end = unwrapInboundIn(data) { deadline.cancel() }
+        context.fireChannelRead(data)
     }
 }
 

@@ -45,8 +45,7 @@ final class HTTPListener: Service {
         var port: Int
         /// mTLS (server context plus the peer verifier); nil for cleartext.
         var tls: TLS?
-        var headerTimeout: TimeAmount = .seconds(30)
-        var bodyLimit: Int = MCPRequestInspector.defaultBodyLimit
+        var limits = ListenerLimits()
         var drainTimeout: Duration = .seconds(10)
     }
 
@@ -71,27 +70,46 @@ final class HTTPListener: Service {
 
     func run() async throws {
         let configuration = configuration
-        let (handler, metrics) = (handler, metrics)
+        let (handler, metrics, logger) = (handler, metrics, logger)
         let open = OpenChannels()
+        let overLimit = OccasionalLog(), outOfDescriptors = OccasionalLog()
         let quiesce = ServerQuiescingHelper(group: MultiThreadedEventLoopGroup.singleton)
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(quiesce.makeServerChannelHandler(channel: channel))
+                    try channel.pipeline.syncOperations.addHandler(AcceptPauseHandler { error in
+                        metrics.connectionRefused(listener: configuration.name, reason: "accept_failed")
+                        if let unlogged = outOfDescriptors.occurred() {
+                            logger.error("cannot accept connections; pausing accepts for 250 ms at a time", metadata: [
+                                "tether.listener": "\(configuration.name)", "error": "\(error)", "tether.unlogged": "\(unlogged)",
+                                "hint": "raise the file-descriptor limit (ulimit -n / LimitNOFILE) or lower --max-connections",
+                            ])
+                        }
+                    })
                 }
             }
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.backlog, value: 1024)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
-                open.insert(channel)
+                guard open.insert(channel, limit: configuration.limits.maxConnections) else {
+                    metrics.connectionRefused(listener: configuration.name, reason: "max_connections")
+                    if let unlogged = overLimit.occurred() {
+                        logger.warning("connection limit reached; closing new connections", metadata: [
+                            "tether.listener": "\(configuration.name)", "tether.max_connections": "\(configuration.limits.maxConnections)",
+                            "tether.unlogged": "\(unlogged)",
+                        ])
+                    }
+                    return channel.close()
+                }
                 metrics.connectionOpened(listener: configuration.name)
                 channel.closeFuture.whenComplete { _ in
                     open.remove(channel)
                     metrics.connectionClosed(listener: configuration.name)
                 }
                 return channel.eventLoop.makeCompletedFuture {
-                    try Self.configure(channel, configuration: configuration, handler: handler, metrics: metrics)
+                    try Self.configure(channel, configuration: configuration, handler: handler, metrics: metrics, logger: logger)
                 }.flatMap { $0 }
             }
             .bind(host: configuration.host, port: configuration.port)
@@ -113,20 +131,23 @@ final class HTTPListener: Service {
         open.closeAll()
     }
 
-    /// The pipeline of an accepted connection: TLS (or the h2c sniffer),
-    /// then HTTP/1.1 or HTTP/2 as negotiated, each request handed to a
-    /// `RequestDispatcher` — on the connection for HTTP/1.1, on each stream
-    /// for HTTP/2.
+    /// The pipeline of an accepted connection: TLS (or the h2c sniffer)
+    /// within the handshake timeout, then HTTP/1.1 or HTTP/2 as negotiated,
+    /// each request handed to a `RequestDispatcher` — on the connection for
+    /// HTTP/1.1, on each stream for HTTP/2.
     static func configure(
-        _ channel: any Channel, configuration: Configuration, handler: any HTTPRequestHandler, metrics: ProxyMetrics
+        _ channel: any Channel, configuration: Configuration, handler: any HTTPRequestHandler, metrics: ProxyMetrics, logger: Logger
     ) throws -> EventLoopFuture<Void> {
         let sync = channel.pipeline.syncOperations
+        let (name, limits) = (configuration.name, configuration.limits)
         if let tls = configuration.tls {
             try sync.addHandler(NIOSSLServerHandler(context: tls.context, customVerificationCallbackWithMetadata: tls.verifier))
         } else {
             try sync.addHandler(CleartextProtocolDetector())
         }
-        let (name, limit, headerTimeout) = (configuration.name, configuration.bodyLimit, configuration.headerTimeout)
+        try sync.addHandler(HandshakeTimeoutHandler(timeout: TimeAmount(limits.handshakeTimeout)) {
+            metrics.connectionRefused(listener: name, reason: "handshake_timeout")
+        })
         let secure = configuration.tls != nil
         let drain = TimeAmount(configuration.drainTimeout)
         return channel.configureHTTP2SecureUpgrade(
@@ -134,37 +155,43 @@ final class HTTPListener: Service {
                 channel.eventLoop.makeCompletedFuture {
                     let peer = try peer(of: channel)
                     let remote = channel.remoteAddress?.description ?? "?"
-                    // On quiesce: GOAWAY, then close when the open streams end (or after the drain time).
+                    // On quiesce: GOAWAY, then close when the open streams end (or after the
+                    // drain time). Idle connections are the guard's (see HTTP2ConnectionGuard).
                     let manager = NIOHTTP2ServerConnectionManagementHandler(
                         eventLoop: channel.eventLoop,
-                        configuration: .init(maxIdleTime: .minutes(5), maxAge: nil, maxGraceTime: drain, keepalive: nil)
+                        configuration: .init(maxIdleTime: nil, maxAge: nil, maxGraceTime: drain, keepalive: nil)
                     )
+                    let streams = HTTP2ConnectionGuard.StreamTracker(next: manager.http2StreamDelegate)
                     let http2 = NIOHTTP2Handler(
-                        mode: .server, eventLoop: channel.eventLoop, streamDelegate: manager.http2StreamDelegate
+                        mode: .server, eventLoop: channel.eventLoop, connectionConfiguration: limits.http2Connection,
+                        streamConfiguration: limits.http2Stream, streamDelegate: streams
                     ) { stream in
                         metrics.streamOpened(listener: name)
                         stream.closeFuture.whenComplete { _ in metrics.streamClosed(listener: name) }
                         return stream.eventLoop.makeCompletedFuture {
                             let context = RequestContext(peer: peer, remoteAddress: remote, httpVersion: "HTTP/2")
                             try stream.pipeline.syncOperations.addHandlers(
-                                HTTP2FramePayloadToHTTPServerCodec(), RequestDispatcher(handler: handler, context: context, bodyLimit: limit)
+                                HTTP2FramePayloadToHTTPServerCodec(), RequestDispatcher(handler: handler, context: context, limits: limits)
                             )
                         }
                     }
-                    try channel.pipeline.syncOperations.addHandlers(http2, manager)
+                    let guardHandler = HTTP2ConnectionGuard(listener: name, streams: streams, idleTimeout: TimeAmount(limits.idleTimeout), logger: logger)
+                    try channel.pipeline.syncOperations.addHandlers(http2, manager, guardHandler)
                 }
             },
             http1ChannelConfigurator: { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let context = RequestContext(peer: try peer(of: channel), remoteAddress: channel.remoteAddress?.description ?? "?", httpVersion: "HTTP/1.1")
                     let sync = channel.pipeline.syncOperations
+                    let timeouts = HTTP1ConnectionTimeouts(idleTimeout: TimeAmount(limits.idleTimeout), headTimeout: TimeAmount(limits.requestHeadTimeout))
+                    try sync.addHandler(timeouts.bytesObserver)
                     // NIO's server pipeline: keep-alive, one request at a time
                     // (pipelined ones wait), and on quiesce (shutdown) closing once
                     // the response in flight ends.
                     try sync.configureHTTPServerPipeline()
                     try sync.addHandler(HTTP1ToHTTPServerCodec(secure: secure))
-                    try sync.addHandler(RequestHeadTimeoutHandler(timeout: headerTimeout))
-                    try sync.addHandler(RequestDispatcher(handler: handler, context: context, bodyLimit: limit))
+                    try sync.addHandler(timeouts)
+                    try sync.addHandler(RequestDispatcher(handler: handler, context: context, limits: limits))
                 }
             }
         )
@@ -195,15 +222,44 @@ final class HTTPListener: Service {
     }
 }
 
-/// The listener's open connections, to close those still open when the
-/// drain time is over.
+/// The listener's open connections: to refuse one over the limit, and to
+/// close those still open when the drain time is over.
 final class OpenChannels: Sendable {
     private let channels = Mutex<[ObjectIdentifier: any Channel]>([:])
 
-    func insert(_ channel: any Channel) { channels.withLock { $0[ObjectIdentifier(channel)] = channel } }
+    /// Adds `channel` unless `limit` are open already.
+    func insert(_ channel: any Channel, limit: Int) -> Bool {
+        channels.withLock { channels in
+            guard channels.count < limit else { return false }
+            channels[ObjectIdentifier(channel)] = channel
+            return true
+        }
+    }
+
     func remove(_ channel: any Channel) { _ = channels.withLock { $0.removeValue(forKey: ObjectIdentifier(channel)) } }
 
     func closeAll() {
         for channel in channels.withLock({ Array($0.values) }) { channel.close(promise: nil) }
+    }
+}
+
+extension ListenerLimits {
+    /// The HTTP/2 settings a listener announces, and the flood limits it
+    /// enforces on the connection.
+    var http2Connection: NIOHTTP2Handler.ConnectionConfiguration {
+        var configuration = NIOHTTP2Handler.ConnectionConfiguration()
+        configuration.initialSettings = [
+            HTTP2Setting(parameter: .maxConcurrentStreams, value: maxConcurrentStreams),
+            HTTP2Setting(parameter: .maxHeaderListSize, value: decodableHeaderListSize),
+        ]
+        configuration.maximumSequentialContinuationFrames = maxContinuationFrames
+        return configuration
+    }
+
+    var http2Stream: NIOHTTP2Handler.StreamConfiguration {
+        var configuration = NIOHTTP2Handler.StreamConfiguration()
+        configuration.streamResetFrameRateLimit.maximumCount = maxStreamResets
+        configuration.streamResetFrameRateLimit.windowLength = .seconds(30)
+        return configuration
     }
 }

@@ -32,6 +32,9 @@ struct MCPProxyHandler: HTTPRequestHandler {
     let logger: Logger
     let authenticator: UserAuthenticator
     let credentials: UpstreamCredentials
+    /// The header-list limit every serving proxy enforces (`ListenerLimits`):
+    /// a request that would exceed it on the mesh hop gets 431 here instead.
+    var maxHeaderListSize = ListenerLimits().maxHeaderListSize
 
     /// Where one request goes, and the rules that apply to it there.
     struct Destination {
@@ -67,6 +70,8 @@ struct MCPProxyHandler: HTTPRequestHandler {
             status: 0, upstreamStatus: nil, upstreamError: nil, durationMs: 0, requestBytes: body.readableBytes, responseBytes: 0
         )
         var metricMethod = head.method.rawValue
+        /// The JSON-RPC id, once the body is read: every error from then on echoes it.
+        var messageID: JSONRPCID?
         defer {
             entry.durationMs = Double((ContinuousClock.now - started) / .microseconds(1)) / 1000
             if accessLog.isEnabled {
@@ -80,6 +85,8 @@ struct MCPProxyHandler: HTTPRequestHandler {
             )
         }
         func refuse(_ error: MCPProtocolError, headers: HTTPFields = [:]) async throws {
+            var error = error
+            error.id = error.id ?? messageID
             entry.status = error.status
             entry.responseBytes = error.body.count
             entry.reason = entry.reason ?? error.message
@@ -147,8 +154,13 @@ struct MCPProxyHandler: HTTPRequestHandler {
         switch head.method {
         case .post:
             let message: MCPMessage
-            switch MCPRequestInspector.inspect(body: Data(body.readableBytesView), header: { head.headerFields[HTTPField.Name($0)!] }) {
-            case .success(let inspected): message = inspected
+            let inspected = body.withUnsafeReadableBytes { bytes in
+                MCPRequestInspector.inspect(body: bytes, header: { head.headerFields[HTTPField.Name($0)!] })
+            }
+            switch inspected {
+            case .success(let inspected):
+                message = inspected
+                messageID = inspected.id
             case .failure(let error):
                 entry.decision = "invalid"
                 return try await refuse(error)
@@ -230,6 +242,14 @@ struct MCPProxyHandler: HTTPRequestHandler {
         upstreamHead.headerFields[.traceparent] = trace.child().traceparent
         upstreamHead.headerFields[.requestID] = requestID
         if body.readableBytes > 0 { upstreamHead.headerFields[.contentLength] = "\(body.readableBytes)" }
+        if case .mesh = destination.target.security, upstreamHead.headerListSize > maxHeaderListSize {
+            // The serving proxy would refuse the header block, and with it the mesh connection.
+            entry.upstreamError = "header_list_size"
+            return try await refuse(MCPProtocolError(
+                status: 431, code: MCPProtocolError.invalidRequest,
+                message: "the request's headers come to \(upstreamHead.headerListSize) bytes on the mesh hop (with the ones this proxy adds); the limit is \(maxHeaderListSize)"
+            ))
+        }
 
         let relay = ResponseRelay(writer: response, filter: listing)
         do {
@@ -253,9 +273,12 @@ struct MCPProxyHandler: HTTPRequestHandler {
                 entry.status = entry.upstreamStatus ?? 0
                 throw error
             }
-            logger.warning("upstream request failed", metadata: ["tether.upstream": "\(destination.target)", "error": "\(error)"])
+            logger.warning("upstream request failed", metadata: [
+                "tether.upstream": "\(destination.target)", "reason": "\(UpstreamError.describe(error))", "error": "\(upstreamError?.cause ?? error)",
+            ])
             let status = upstreamError?.code == .timeout ? 504 : 502
-            try await refuse(MCPProtocolError(status: status, code: MCPProtocolError.upstreamUnavailable, message: "the MCP server behind \(destination.label) is unavailable: \(error)"))
+            let what = role == .outbound ? "backend \(destination.backend) (route \(destination.label))" : "the MCP server of backend \(destination.backend)"
+            try await refuse(MCPProtocolError(status: status, code: MCPProtocolError.upstreamUnavailable, message: "\(what) is unavailable: \(UpstreamError.describe(error))"))
         }
     }
 

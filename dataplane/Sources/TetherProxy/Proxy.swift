@@ -56,9 +56,8 @@ public struct Proxy: Sendable {
         public var tokenService: HostPort?
         /// Access log: a path, "-" for stdout, nil for none.
         public var accessLog: String? = "-"
-        /// How long a client may take to send a request head.
-        public var requestHeaderTimeout: Duration = .seconds(30)
-        public var maxRequestBody: Int = MCPRequestInspector.defaultBodyLimit
+        /// Connection, header, body and timeout limits of the data-path listeners.
+        public var listenerLimits = ListenerLimits()
 
         public init(control: HostPort, identity: IdentitySource) {
             self.control = control
@@ -162,14 +161,11 @@ public struct Proxy: Sendable {
         func handler(_ role: MCPProxyHandler.Role) -> MCPProxyHandler {
             MCPProxyHandler(
                 role: role, node: node, store: store, upstreams: upstreams, metrics: metrics, accessLog: accessLog, logger: logger,
-                authenticator: authenticator, credentials: credentials
+                authenticator: authenticator, credentials: credentials, maxHeaderListSize: configuration.listenerLimits.maxHeaderListSize
             )
         }
         func listener(_ name: String, _ address: HostPort, tls: HTTPListener.TLS?) -> HTTPListener.Configuration {
-            HTTPListener.Configuration(
-                name: name, host: address.host, port: address.port, tls: tls,
-                headerTimeout: TimeAmount(configuration.requestHeaderTimeout), bodyLimit: configuration.maxRequestBody
-            )
+            HTTPListener.Configuration(name: name, host: address.host, port: address.port, tls: tls, limits: configuration.listenerLimits)
         }
         var services: [any Service] = []
         if let outbound = configuration.outbound {
@@ -198,7 +194,7 @@ public struct Proxy: Sendable {
                 certificateReloader: SVIDCertificateReloader { identity.current.svid }, trustRoots: .certificates(roots)
             )
             tls.applicationProtocols = ["h2", "http/1.1"]
-            tls.minimumTLSVersion = .tlsv12
+            tls.harden()
             let verifier = SPIFFEPeerVerifier(role: "inbound", logger: logger, bundle: { identity.current.bundle })
             return HTTPListener.TLS(context: try NIOSSLContext(configuration: tls), verifier: verifier.callback)
         } catch {
@@ -234,6 +230,24 @@ public struct Proxy: Sendable {
 }
 
 extension Proxy {
+    /// Makes glibc hand large buffers (request bodies of up to megabytes)
+    /// back to the system when they are freed. By default glibc raises its
+    /// mmap threshold to the size of each large block freed, so after one
+    /// big request later ones come from the heap and stay resident: a proxy
+    /// that refused one 4 MiB body kept 8 MiB more for good. A fixed
+    /// threshold costs an mmap/munmap pair per body over 256 KiB, which MCP
+    /// calls rarely are. Call once, first thing in the process.
+    public static func returnLargeBuffersToTheSystem() {
+        #if canImport(Glibc)
+        // mallopt is in <malloc.h>, which the Glibc module does not export.
+        typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
+        let mmapThreshold: Int32 = -3  // M_MMAP_THRESHOLD
+        if let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") {  // RTLD_DEFAULT
+            _ = unsafeBitCast(symbol, to: Mallopt.self)(mmapThreshold, 256 * 1024)
+        }
+        #endif
+    }
+
     /// Runs Swift concurrency's jobs on the NIO event loops that do the
     /// proxy's I/O, instead of on a separate thread pool. Every request
     /// crosses between async code and channels several times; with one set

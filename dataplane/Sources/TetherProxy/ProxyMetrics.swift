@@ -111,6 +111,16 @@ public final class ProxyMetrics: Sendable {
         )
     }
 
+    /// A connection the listener closed before serving it, by why:
+    /// `max_connections`, `handshake_timeout`, or `accept_failed` (an
+    /// accept(2) error such as EMFILE; nothing was accepted then).
+    func connectionRefused(listener: String, reason: String) {
+        registry.makeCounter(
+            descriptor: descriptor("downstream", "connections_refused", "total", "Downstream connections closed before they were served, or accepts that failed, by reason."),
+            labels: [("listener", listener), ("reason", reason)]
+        ).increment()
+    }
+
     func connectionOpened(listener: String) { active("connections", listener: listener).increment() }
     func connectionClosed(listener: String) { active("connections", listener: listener).decrement() }
     func streamOpened(listener: String) { active("streams", listener: listener).increment() }

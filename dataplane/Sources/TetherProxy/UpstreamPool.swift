@@ -61,15 +61,13 @@ final class UpstreamPool: Sendable {
         let loop = loop ?? MultiThreadedEventLoopGroup.singleton.any()
         let key = Key(target: target, loop: ObjectIdentifier(loop))
         if case .mesh = target.security {
-            func exchange(_ connection: HTTP2UpstreamConnection) async throws {
-                _ = try await Self.read(try await connection.open(head, body: body), timeout: timeout, receive: receive)
-            }
             let connection = try await http2Connection(for: key, on: loop)
             do {
-                try await exchange(connection)
-            } catch let error as UpstreamError where error.code == .closedBeforeResponse && !connection.isActive {
-                // The pooled connection died (the serving proxy restarted): once more on a new one.
-                try await exchange(try await http2Connection(for: key, on: loop))
+                _ = try await Self.read(try await connection.open(head, body: body), timeout: timeout, receive: receive)
+            } catch let error as UpstreamError where error.code == .closedBeforeResponse && connection.mayRetry(after: error.cause) {
+                // The serving proxy did not process it (GOAWAY, a refused stream, a
+                // connection gone while idle in the pool): once more on a new connection.
+                _ = try await Self.read(try await http2Connection(for: key, on: loop).open(head, body: body), timeout: timeout, receive: receive)
             }
             return
         }
@@ -128,9 +126,13 @@ final class UpstreamPool: Sendable {
                 response.channel.close(promise: nil)
                 throw UpstreamError(code: .timeout, reason: "it sent nothing for \(timeout.map { "\($0)" } ?? "?") (the route's timeout)")
             } catch {
+                let cause: any Error = switch error as? UpstreamResponseReader.Failure {
+                case .failed(let underlying)?: underlying
+                default: error
+                }
                 throw started
-                    ? UpstreamError(code: .truncated, reason: "the upstream ended the response before its end: \(error)")
-                    : UpstreamError(code: .closedBeforeResponse, reason: "the upstream closed the connection before it answered: \(error)")
+                    ? UpstreamError(code: .truncated, reason: "it ended the response early: \(UpstreamError.describe(cause))", cause: cause)
+                    : UpstreamError(code: .closedBeforeResponse, reason: "it closed the connection before answering: \(UpstreamError.describe(cause))", cause: cause)
             }
             parts.removeAll { part in
                 if case .head(let head) = part { head.status.kind == .informational } else { false }
@@ -231,7 +233,7 @@ final class UpstreamPool: Sendable {
         } catch let error as UpstreamError {
             throw error
         } catch {
-            throw UpstreamError(code: .connect, reason: "cannot connect to \(target): \(error)")
+            throw UpstreamError(code: .connect, reason: "cannot connect: \(UpstreamError.describe(error))", cause: error)
         }
     }
 
@@ -242,7 +244,7 @@ final class UpstreamPool: Sendable {
         let context = try sslContext(for: key.target.security)
         let next: Next = try state.withLock { state in
             switch state.http2[key] {
-            case .ready(let connection)? where connection.isActive:
+            case .ready(let connection)? where connection.isUsable:
                 return .use(connection)
             case .connecting(let pending)?:
                 // Requests that arrive while it connects share the one connection.
@@ -268,16 +270,16 @@ final class UpstreamPool: Sendable {
             state.withLock { state in
                 if case .connecting(let current)? = state.http2[key], current === pending { state.http2[key] = nil }
             }
-            throw UpstreamError(code: .connect, reason: "cannot connect to \(key.target): \(error)")
+            throw UpstreamError(code: .connect, reason: "cannot connect: \(UpstreamError.describe(error))", cause: error)
         }
     }
 
     private func connectHTTP2(to target: UpstreamTarget, context: NIOSSLContext?, on loop: any EventLoop) throws -> EventLoopFuture<HTTP2UpstreamConnection> {
         guard let context else {
-            throw UpstreamError(code: .connect, reason: "\(target) is a mesh backend and this proxy has no SVID (it runs with --insecure-xds)")
+            throw UpstreamError(code: .connect, reason: "it is a mesh backend and this proxy has no SVID (it runs with --insecure-xds)")
         }
         guard case .mesh(let expected) = target.security, let identity else {
-            throw UpstreamError(code: .connect, reason: "\(target) is not a mesh target")
+            throw UpstreamError(code: .connect, reason: "it is not a mesh target")
         }
         let verifier = SPIFFEPeerVerifier(role: "mesh-client", logger: logger, bundle: { identity.current.bundle }, authorize: SPIFFEPeerVerifier.only(expected))
         return bootstrap(on: loop).connect(host: target.host, port: target.port).flatMap { channel in
@@ -288,7 +290,9 @@ final class UpstreamPool: Sendable {
                 let multiplexer = try sync.configureHTTP2Pipeline(
                     mode: .client, connectionConfiguration: .init(), streamConfiguration: .init()
                 ) { stream in stream.close() }
-                return HTTP2UpstreamConnection(channel: channel, multiplexer: multiplexer)
+                let connection = HTTP2UpstreamConnection(channel: channel, multiplexer: multiplexer)
+                try sync.addHandler(HTTP2UpstreamConnection.Monitor(connection))
+                return connection
             }
         }
     }
@@ -328,7 +332,7 @@ final class UpstreamPool: Sendable {
                 configuration.trustRoots = .file(caFile)
             }
         }
-        configuration.minimumTLSVersion = .tlsv12
+        configuration.harden()
         let context = try NIOSSLContext(configuration: configuration)
         state.withLock { $0.sslContexts[security] = context }
         return context

@@ -27,6 +27,9 @@ final class UpstreamResponseReader: ChannelDuplexHandler, RemovableChannelHandle
         case closed
         case failed(any Error)
         case timedOut
+        /// The request's head could not be written: it never left this
+        /// proxy, so sending it elsewhere cannot run it twice.
+        case notSent(any Error)
     }
 
     static let highWatermark = 16
@@ -65,6 +68,15 @@ final class UpstreamResponseReader: ChannelDuplexHandler, RemovableChannelHandle
         if failure == nil { failure = .failed(error) }
         deliver()
         context.close(promise: nil)
+    }
+
+    /// The head's write failed (say, a stream opened just as GOAWAY came).
+    func requestNotSent(_ error: any Error) {
+        switch failure {
+        case nil, .closed?: failure = .notSent(error)
+        default: break
+        }
+        deliver()
     }
 
     func read(context: ChannelHandlerContext) {
@@ -148,7 +160,10 @@ struct UpstreamResponse: Sendable {
 
     /// Writes a whole request (the proxy reads bodies before forwarding).
     func send(_ head: HTTPRequest, body: ByteBuffer) {
-        channel.write(HTTPRequestPart.head(head), promise: nil)
+        let reader = reader
+        let headWritten = channel.eventLoop.makePromise(of: Void.self)
+        headWritten.futureResult.whenFailure { reader.value.requestNotSent($0) }
+        channel.write(HTTPRequestPart.head(head), promise: headWritten)
         if body.readableBytes > 0 { channel.write(HTTPRequestPart.body(body), promise: nil) }
         channel.writeAndFlush(HTTPRequestPart.end(nil), promise: nil)
     }

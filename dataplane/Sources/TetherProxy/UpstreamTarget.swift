@@ -41,24 +41,3 @@ struct UpstreamTarget: Hashable, Sendable, CustomStringConvertible {
         return url.port == defaultPort ? host : "\(host):\(url.port)"
     }
 }
-
-/// Why a request could not be carried to (or back from) its upstream.
-struct UpstreamError: Error, Sendable, CustomStringConvertible {
-    enum Code: String, Sendable {
-        /// No connection: refused, unreachable, TLS or SPIFFE ID mismatch.
-        case connect
-        /// The connection broke before the response began; safe to retry
-        /// once on a new connection when it was a reused one.
-        case closedBeforeResponse
-        /// The response began and then broke off.
-        case truncated
-        /// The upstream sent something that is not HTTP.
-        case protocolError
-        /// The upstream stayed silent past the route's timeout.
-        case timeout
-    }
-
-    var code: Code
-    var reason: String
-    var description: String { reason }
-}

@@ -45,7 +45,7 @@ public struct WorkloadAPIServer: Service {
     public func run() async throws {
         try Self.removeStaleSocket(at: socketPath)
         let server = GRPCServer(
-            transport: .http2NIOPosix(address: .unixDomainSocket(path: socketPath), transportSecurity: .plaintext),
+            transport: .http2NIOPosix(address: .unixDomainSocket(path: socketPath), transportSecurity: .plaintext, config: Self.transportConfig),
             services: [service]
         )
         // The socket we created, so we never remove one a successor bound.
@@ -73,6 +73,18 @@ public struct WorkloadAPIServer: Service {
             server.beginGracefulShutdown()
         }
         logger.info("Workload API stopped", metadata: ["tether.workload_api.socket": "\(socketPath)"])
+    }
+
+    /// The endpoint's limits. Its clients are the co-located agent's SPIFFE
+    /// libraries: a few streams that stay open (X.509 SVID and bundle
+    /// watches) and small requests. A connection with no stream is closed
+    /// after a minute (GOAWAY), requests over 64 KiB are refused, and one
+    /// connection may hold at most 32 streams.
+    static let transportConfig = HTTP2ServerTransport.Posix.Config.defaults { config in
+        config.connection.maxIdleTime = .seconds(60)
+        config.connection.maxGraceTime = .seconds(10)
+        config.http2.maxConcurrentStreams = 32
+        config.rpc.maxRequestPayloadSize = 64 * 1024
     }
 
     /// Removes a socket file nobody listens on any more. Refuses to touch

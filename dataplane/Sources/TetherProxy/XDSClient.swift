@@ -18,8 +18,9 @@ public struct XDSClient: Service {
         public var node: SPIFFEID
         /// nil: plaintext to a loopback control plane (`--insecure-xds`).
         public var identity: WorkloadIdentityPublisher?
-        public var initialBackoff: Duration = .milliseconds(200)
-        public var maximumBackoff: Duration = .seconds(15)
+        /// Reconnect timing; see `ReconnectBackoff` (within a second for the
+        /// first minute after a working stream is lost, then up to 15 s).
+        var backoff = ReconnectBackoff()
 
         public init(host: String, port: Int, node: SPIFFEID, identity: WorkloadIdentityPublisher?) {
             self.host = host
@@ -47,39 +48,41 @@ public struct XDSClient: Service {
 
     public func run() async throws {
         await cancelWhenGracefulShutdown {
-            var attempt = 0
+            var backoff = configuration.backoff
             while !Task.isCancelled {
+                let failure: String
                 do {
-                    let received = try await session()
-                    if received { attempt = 0 }
-                    store.connection(up: false, error: "the control plane closed the stream")
+                    try await session()
+                    failure = "the control plane closed the stream"
                 } catch is CancellationError {
                     break
                 } catch {
-                    store.connection(up: false, error: "\(error)")
-                    logger.warning("xDS stream failed; will retry", metadata: ["error": "\(error)", "tether.xds.attempt": "\(attempt)"])
+                    failure = "\(error)"
+                    logger.warning("xDS stream failed; will retry", metadata: ["error": "\(error)"])
                 }
-                attempt += 1
-                let ceiling = min(configuration.maximumBackoff, configuration.initialBackoff * (1 << min(attempt, 16)))
-                let delay = Duration.milliseconds(Int64.random(in: 0...max(1, ceiling.milliseconds)))
-                do { try await Task.sleep(for: delay) } catch { break }
+                // Up means the control plane answered on this stream: it was healthy.
+                let healthy = store.current.connected
+                store.connection(up: false, error: failure)
+                let now = ContinuousClock.now
+                backoff.streamEnded(healthy: healthy, at: now)
+                do { try await Task.sleep(for: backoff.delay(at: now)) } catch { break }
             }
         }
     }
 
-    /// One stream; true if the control plane answered at least once. Each
-    /// session dials anew, so it presents the SVID current at that time.
-    private func session() async throws -> Bool {
+    /// One stream, marked up in the store once the control plane answers.
+    /// Each session dials anew, so it presents the SVID current at that time.
+    private func session() async throws {
         let transport = try HTTP2ClientTransport.Posix(
             target: configuration.host.contains(":") ? .ipv6(address: configuration.host, port: configuration.port) : .ipv4(address: configuration.host, port: configuration.port),
             transportSecurity: try configuration.identity.map { try MeshTLS.controlPlaneClient(identity: $0, logger: logger) } ?? .plaintext
         )
-        return try await withGRPCClient(transport: transport) { client in
+        try await withGRPCClient(transport: transport) { client in
             let ads = Envoy_Service_Discovery_V3_AggregatedDiscoveryService.Client(wrapping: client)
             let machine = XDSClientStateMachine(node: configuration.node.description, config: store.current.config)
             let (outgoing, send) = AsyncStream<XDSClientStateMachine.Request>.makeStream()
             for request in machine.initialRequests() { send.yield(request) }
-            return try await ads.deltaAggregatedResources { writer in
+            try await ads.deltaAggregatedResources { writer in
                 for await request in outgoing { try await writer.write(request) }
             } onResponse: { response in
                 defer { send.finish() }
@@ -116,7 +119,6 @@ public struct XDSClient: Service {
                         send.yield(nack)
                     }
                 }
-                return received
             }
         }
     }

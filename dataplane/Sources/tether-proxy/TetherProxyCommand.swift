@@ -80,17 +80,15 @@ struct Run: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Where to write the JSON access log, one line per MCP request: a file, \"-\" for stdout, or \"none\".", valueName: "path"))
     var accessLog = "-"
 
-    @Option(help: ArgumentHelp("Seconds a client may take to send a request's headers (and an idle keep-alive connection may stay open) before it is closed.", valueName: "seconds"))
-    var requestHeaderTimeout: Double = 30
-
-    @Option(help: ArgumentHelp("The largest request body accepted, in bytes; larger ones get 413.", valueName: "bytes"))
-    var maxRequestBody = 4 * 1024 * 1024
+    @OptionGroup(title: "Listener limits (outbound and inbound)")
+    var limits: ListenerLimitOptions
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
     func run() async throws {
         Proxy.runConcurrencyOnEventLoops()
+        Proxy.returnLargeBuffersToTheSystem()
         umask(0o077)
         let level = logLevel
         LoggingSystem.bootstrap { label in
@@ -125,12 +123,7 @@ struct Run: AsyncParsableCommand {
             guard let address = try? HostPort(tokenService) else { throw ValidationError("--token-service \(tokenService) is not host:port") }
             configuration.tokenService = address
         }
-        guard requestHeaderTimeout > 0, requestHeaderTimeout <= 3600 else {
-            throw ValidationError("--request-header-timeout must be between 0 and 3600 seconds")
-        }
-        configuration.requestHeaderTimeout = .seconds(requestHeaderTimeout)
-        guard maxRequestBody > 0 else { throw ValidationError("--max-request-body must be positive") }
-        configuration.maxRequestBody = maxRequestBody
+        configuration.listenerLimits = try limits.limits()
         if !insecureXDS {
             let socket = workloadAPISocket ?? URL(fileURLWithPath: dataDir).standardizedFileURL.appendingPathComponent("workload.sock").path
             configuration.workloadAPISocket = socket == "none" ? nil : socket
