@@ -81,6 +81,13 @@ public struct AuthorizationDecision: Hashable, Sendable, Codable, CustomStringCo
 /// let engine = AuthorizationEngine(resources: view.resources.values.map(\.resource))
 /// let decision = engine.decide(MCPCall(agent: id, method: "tools/call", target: .tool("get_issue")), route: "github")
 /// ```
+/// Where a call is decided: on the route, by the calling agent's proxy, or
+/// at the backend, by the serving proxy (which never learns the route).
+public enum AuthorizationScope: Hashable, Sendable {
+    case route(String)
+    case backend(String)
+}
+
 public struct AuthorizationEngine: Sendable {
     struct Policy: Sendable {
         var name: String
@@ -120,24 +127,48 @@ public struct AuthorizationEngine: Sendable {
         "resources/templates/list": "resources/read", "prompts/list": "prompts/get",
     ]
 
-    /// The decision for `call` on route `route` (on the calling side, which
-    /// knows the route). An unknown route is denied.
-    public func decide(_ call: MCPCall, route name: String) -> AuthorizationDecision {
+    /// The decision for `call` in `scope`: on its route on the calling side,
+    /// which knows the route; at its backend on the serving side, which does
+    /// not, and allows a call that one of the routes bringing this agent to
+    /// the backend would allow.
+    public func decide(_ call: MCPCall, in scope: AuthorizationScope) -> AuthorizationDecision {
+        switch scope {
+        case .route(let name): decide(call, route: name)
+        case .backend(let name): decide(call, backend: name)
+        }
+    }
+
+    /// Whether an item of a listing result may stay in it: whether the
+    /// caller may use it (call the tool, read the resource, get the prompt).
+    public func permits(_ item: MCPCall.Target, listing call: MCPCall, in scope: AuthorizationScope) -> Bool {
+        decide(use(item, listing: call), in: scope).allowed
+    }
+
+    /// Whether `agent` may open or end a session in `scope` (the GET event
+    /// stream, the DELETE): these carry no call, and each call on the session
+    /// is still decided on its own. On a route: whether it serves the agent;
+    /// at a backend: whether some route brings the agent there.
+    public func mayOpenSession(_ agent: SPIFFEID, in scope: AuthorizationScope) -> Bool {
+        switch scope {
+        case .route(let name): routes[name]?.serves(agent) ?? false
+        case .backend(let name): (routesByBackend[name] ?? []).contains { routes[$0]!.serves(agent) }
+        }
+    }
+
+    /// An unknown route is denied.
+    private func decide(_ call: MCPCall, route name: String) -> AuthorizationDecision {
         guard let route = routes[name] else {
             return AuthorizationDecision(verdict: .deny, policy: nil, rule: nil, reason: "there is no route \(name)")
         }
-        guard route.agents.contains(where: { $0.matches(call.agent) }) else {
+        guard route.serves(call.agent) else {
             return AuthorizationDecision(verdict: .deny, policy: nil, rule: nil, reason: "route \(name) is not for agent \(call.agent)")
         }
         let policies = (byRoute[name] ?? []) + (byBackend[route.backend] ?? [])
         return evaluate(call, policies: policies, scope: { "route \(name) or backend \(route.backend)" })
     }
 
-    /// The decision for `call` arriving at `backend` (on the serving side,
-    /// which does not know the route): allowed if it would be allowed on
-    /// one of the routes that bring this agent to the backend.
-    public func decide(_ call: MCPCall, backend: String) -> AuthorizationDecision {
-        let candidates = (routesByBackend[backend] ?? []).filter { routes[$0]!.agents.contains { $0.matches(call.agent) } }
+    private func decide(_ call: MCPCall, backend: String) -> AuthorizationDecision {
+        let candidates = (routesByBackend[backend] ?? []).filter { routes[$0]!.serves(call.agent) }
         guard !candidates.isEmpty else {
             return AuthorizationDecision(verdict: .deny, policy: nil, rule: nil, reason: "no route brings agent \(call.agent) to backend \(backend)")
         }
@@ -148,25 +179,6 @@ public struct AuthorizationEngine: Sendable {
             first = first ?? decision
         }
         return first!
-    }
-
-    /// Whether some route brings `agent` to `backend`. The serving side
-    /// requires it for the requests of a session that carry no call (the
-    /// GET event stream, the DELETE that ends the session): each call on
-    /// that session is still decided on its own.
-    public func reaches(_ agent: SPIFFEID, backend: String) -> Bool {
-        (routesByBackend[backend] ?? []).contains { routes[$0]!.agents.contains { $0.matches(agent) } }
-    }
-
-    /// Whether an item of a listing result may stay in it: whether the
-    /// caller may use it (call the tool, read the resource, get the prompt).
-    public func permits(_ item: MCPCall.Target, listing call: MCPCall, route: String) -> Bool {
-        decide(use(item, listing: call), route: route).allowed
-    }
-
-    /// `permits` on the serving side.
-    public func permits(_ item: MCPCall.Target, listing call: MCPCall, backend: String) -> Bool {
-        decide(use(item, listing: call), backend: backend).allowed
     }
 
     func use(_ item: MCPCall.Target, listing call: MCPCall) -> MCPCall {

@@ -65,46 +65,6 @@ public struct MCPMessage: Hashable, Sendable {
     }
 }
 
-/// Why a POSTed message is refused before it reaches a server: the HTTP
-/// status and JSON-RPC error to answer with, and a message that says what is
-/// wrong without quoting the body.
-public struct MCPProtocolError: Error, Hashable, Sendable, CustomStringConvertible {
-    public var status: Int
-    public var code: Int
-    public var message: String
-    /// The request's id when it could be read, so the client can match the error.
-    public var id: JSONRPCID?
-
-    public static let parseError = -32700
-    public static let invalidRequest = -32600
-    public static let invalidParams = -32602
-    /// MCP 2026-07-28: the mirrored headers are missing or disagree with the body.
-    public static let headerMismatch = -32020
-    /// The route needs the user's bearer token and it is missing or
-    /// invalid (HTTP 401 with `WWW-Authenticate`).
-    public static let unauthorized = -32001
-    /// A call the caller may not make (an AuthorizationPolicy denies it),
-    /// answered with HTTP 403; in the JSON-RPC range for server errors.
-    public static let accessDenied = -32003
-    /// The proxy could not reach the MCP server (HTTP 502/503/504).
-    public static let upstreamUnavailable = -32004
-
-    public init(status: Int, code: Int, message: String, id: JSONRPCID? = nil) {
-        self.status = status
-        self.code = code
-        self.message = message
-        self.id = id
-    }
-
-    public var description: String { message }
-
-    /// The JSON-RPC error response body.
-    public var body: Data {
-        let object: [String: Any] = ["jsonrpc": "2.0", "id": id?.json ?? NSNull(), "error": ["code": code, "message": message]]
-        return (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
-    }
-}
-
 /// Reads the JSON-RPC message of an MCP Streamable HTTP POST — method, id,
 /// and the tool / resource / prompt it names — and checks what a proxy must
 /// check before routing on it: size, JSON, the JSON-RPC shape, the params
@@ -131,19 +91,19 @@ public enum MCPRequestInspector {
     /// - Parameter header: the value of a request header, by case-insensitive name.
     public static func inspect(body: UnsafeRawBufferPointer, header: (String) -> String?, limit: Int = defaultBodyLimit) -> Result<MCPMessage, MCPProtocolError> {
         guard body.count <= limit else {
-            return .failure(MCPProtocolError(status: 413, code: MCPProtocolError.invalidRequest, message: "the request body is \(body.count) bytes; the limit is \(limit)"))
+            return .failure(MCPProtocolError(.bodyTooLarge, "the request body is \(body.count) bytes; the limit is \(limit)"))
         }
         switch JSONRPCEnvelopeReader.read(body) {
         case .success(let envelope):
             return inspect(envelope, header: header)
         case .failure(.invalidJSON(let offset)):
-            return .failure(MCPProtocolError(status: 400, code: MCPProtocolError.parseError, message: "the request body is not valid JSON (at byte \(offset))"))
+            return .failure(MCPProtocolError(.parseError, "the request body is not valid JSON (at byte \(offset))"))
         case .failure(.tooDeep(let offset)):
-            return .failure(MCPProtocolError(status: 400, code: MCPProtocolError.parseError, message: "the request body nests deeper than \(JSONRPCEnvelopeReader.maximumDepth) levels (at byte \(offset))"))
+            return .failure(MCPProtocolError(.parseError, "the request body nests deeper than \(JSONRPCEnvelopeReader.maximumDepth) levels (at byte \(offset))"))
         case .failure(.batch):
-            return .failure(MCPProtocolError(status: 400, code: MCPProtocolError.invalidRequest, message: "JSON-RPC batches are not part of MCP (since 2025-06-18); send one message per request"))
+            return .failure(MCPProtocolError(.invalidRequest, "JSON-RPC batches are not part of MCP (since 2025-06-18); send one message per request"))
         case .failure(.notAnObject):
-            return .failure(MCPProtocolError(status: 400, code: MCPProtocolError.invalidRequest, message: "a JSON-RPC message must be a JSON object"))
+            return .failure(MCPProtocolError(.invalidRequest, "a JSON-RPC message must be a JSON object"))
         }
     }
 
@@ -155,12 +115,12 @@ public enum MCPRequestInspector {
         var id: JSONRPCID?
         if let rawID = envelope.id {
             guard let parsed = JSONRPCID(rawID) else {
-                return .failure(MCPProtocolError(status: 400, code: MCPProtocolError.invalidRequest, message: "id must be a string or an integer"))
+                return .failure(MCPProtocolError(.invalidRequest, "id must be a string or an integer"))
             }
             id = parsed
         }
-        func invalid(_ message: String, code: Int = MCPProtocolError.invalidRequest) -> Result<MCPMessage, MCPProtocolError> {
-            .failure(MCPProtocolError(status: 400, code: code, message: message, id: id))
+        func invalid(_ message: String, code: MCPProtocolError.Code = .invalidRequest) -> Result<MCPMessage, MCPProtocolError> {
+            .failure(MCPProtocolError(code, message, id: id))
         }
         guard envelope.jsonrpc == .string("2.0") else {
             return invalid("jsonrpc must be \"2.0\"")
@@ -178,12 +138,12 @@ public enum MCPRequestInspector {
         var target: MCPCall.Target?
         if let params = envelope.params {
             guard params == .other(.object) else {
-                return invalid("params must be an object", code: MCPProtocolError.invalidParams)
+                return invalid("params must be an object", code: .invalidParams)
             }
             if let param = targetParams[method] {
                 let key = param == .name ? "name" : "uri"
                 guard case .string(let value)? = param == .name ? envelope.paramsName : envelope.paramsURI, !value.isEmpty else {
-                    return invalid("\(method) needs params.\(key) (a non-empty string)", code: MCPProtocolError.invalidParams)
+                    return invalid("\(method) needs params.\(key) (a non-empty string)", code: .invalidParams)
                 }
                 target = switch method {
                 case "tools/call": .tool(value)
@@ -192,16 +152,16 @@ public enum MCPRequestInspector {
                 }
             }
         } else if let param = targetParams[method] {
-            return invalid("\(method) needs params.\(param == .name ? "name" : "uri")", code: MCPProtocolError.invalidParams)
+            return invalid("\(method) needs params.\(param == .name ? "name" : "uri")", code: .invalidParams)
         }
         // The mirrored headers: required from 2026-07-28 on, checked whenever present.
         let modern = version.map { $0 >= headerRevision } ?? false
         let headerMethod = header("mcp-method")
         if let headerMethod, headerMethod != method {
-            return invalid("the Mcp-Method header says \(headerMethod) but the body's method is \(method)", code: MCPProtocolError.headerMismatch)
+            return invalid("the Mcp-Method header says \(headerMethod) but the body's method is \(method)", code: .headerMismatch)
         }
         if modern, headerMethod == nil {
-            return invalid("MCP \(version!) requests must carry the Mcp-Method header", code: MCPProtocolError.headerMismatch)
+            return invalid("MCP \(version!) requests must carry the Mcp-Method header", code: .headerMismatch)
         }
         if let target {
             let name = switch target {
@@ -209,10 +169,10 @@ public enum MCPRequestInspector {
             }
             let headerName = header("mcp-name")
             if let headerName, headerName != name {
-                return invalid("the Mcp-Name header says \(headerName) but the body names \(name)", code: MCPProtocolError.headerMismatch)
+                return invalid("the Mcp-Name header says \(headerName) but the body names \(name)", code: .headerMismatch)
             }
             if modern, headerName == nil {
-                return invalid("MCP \(version!) \(method) requests must carry the Mcp-Name header", code: MCPProtocolError.headerMismatch)
+                return invalid("MCP \(version!) \(method) requests must carry the Mcp-Name header", code: .headerMismatch)
             }
         }
         return .success(MCPMessage(kind: id.map(MCPMessage.Kind.request) ?? .notification, method: method, target: target, protocolVersion: version))

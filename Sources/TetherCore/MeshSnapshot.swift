@@ -44,7 +44,7 @@ public struct MeshSnapshot: Sendable {
         var routeNames = Set<String>(), backendNames = Set<String>()
         for (id, item) in resources {
             switch item.resource.spec {
-            case .route(let route) where route.agents.contains(where: { $0.matches(node) }):
+            case .route(let route) where route.serves(node):
                 add(id)
                 routeNames.insert(id.name)
                 backendNames.insert(route.backend)
@@ -67,7 +67,7 @@ public struct MeshSnapshot: Sendable {
             }
         }
         // A serving proxy enforces the policies of the routes that lead to
-        // its backends too (`AuthorizationEngine.decide(_:backend:)`), so an
+        // its backends too (`AuthorizationEngine.decide(_:in: .backend(…))`), so an
         // agent cannot skip its route's policy by calling the server directly.
         let served = Set(resources.compactMap { id, item -> String? in
             if case .mcpBackend(.inMesh(let backend)) = item.resource.spec, backend.spiffeID == node { return id.name }

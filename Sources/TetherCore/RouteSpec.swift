@@ -3,6 +3,12 @@
 public struct RouteSpec: Hashable, Sendable, Codable {
     /// Agents (by SPIFFE ID pattern) whose proxies receive this route.
     public var agents: [SPIFFEIDPattern]
+
+    /// Whether this route serves `agent`: its proxy receives the route, and
+    /// calls from that agent are decided on it.
+    public func serves(_ agent: SPIFFEID) -> Bool {
+        agents.contains { $0.matches(agent) }
+    }
     /// Path on the outbound listener, e.g. `/github`; calls to it and below go
     /// to the backend.
     public var path: String

@@ -18,7 +18,7 @@ public struct ProxyConfig: Hashable, Sendable {
     /// only to enforce their policies, are not followed.
     public func unresolvedReferences(for node: SPIFFEID) -> [String] {
         resources.values.flatMap { item -> [String] in
-            if case .route(let route) = item.resource.spec, !route.agents.contains(where: { $0.matches(node) }) { return [] }
+            if case .route(let route) = item.resource.spec, !route.serves(node) { return [] }
             return item.resource.references.filter { resources[$0.target] == nil }.map { "\(item.resource.id) → \($0.target)" }
         }.sorted()
     }

@@ -39,43 +39,43 @@ struct AuthorizationEngineTests {
     @Test(arguments: table.indices)
     func decisionsOnTheExampleMesh(index: Int) {
         let (call, allowed, policy, rule, reason) = Self.table[index]
-        let decision = Self.engine.decide(call, route: "github")
+        let decision = Self.engine.decide(call, in: .route("github"))
         #expect(decision.allowed == allowed, "\(decision)")
         #expect(decision.policy == policy && decision.rule == rule, "\(decision)")
         #expect(decision.reason.contains(reason), "\(decision.reason)")
         // The serving side reaches the same verdict without knowing the route.
-        #expect(Self.engine.decide(call, backend: "github").allowed == allowed)
+        #expect(Self.engine.decide(call, in: .backend("github")).allowed == allowed)
     }
 
     @Test func listingsShowOnlyWhatTheCallerMayUse() {
         let listing = Self.call("tools/list")
         let tools = ["get_issue", "list_pulls", "delete_repo", "run_workflow", "search_code"]
-        let shown = tools.filter { Self.engine.permits(.tool($0), listing: listing, route: "github") }
+        let shown = tools.filter { Self.engine.permits(.tool($0), listing: listing, in: .route("github")) }
         #expect(shown == ["get_issue", "list_pulls", "search_code"])
-        let inbound = tools.filter { Self.engine.permits(.tool($0), listing: listing, backend: "github") }
+        let inbound = tools.filter { Self.engine.permits(.tool($0), listing: listing, in: .backend("github")) }
         #expect(inbound == shown)
     }
 
     @Test func unknownRoutesAgentsAndBackendsAreDenied() {
-        #expect(Self.engine.decide(Self.call("tools/list"), route: "gitlab").reason == "there is no route gitlab")
+        #expect(Self.engine.decide(Self.call("tools/list"), in: .route("gitlab")).reason == "there is no route gitlab")
         let stranger = try! SPIFFEID("spiffe://example.org/agent/intruder")
-        #expect(Self.engine.decide(Self.call("tools/list", agent: stranger), route: "github").reason.contains("not for agent"))
-        #expect(Self.engine.decide(Self.call("tools/list", agent: stranger), backend: "github").reason.contains("no route brings agent"))
+        #expect(Self.engine.decide(Self.call("tools/list", agent: stranger), in: .route("github")).reason.contains("not for agent"))
+        #expect(Self.engine.decide(Self.call("tools/list", agent: stranger), in: .backend("github")).reason.contains("no route brings agent"))
     }
 
     @Test func theServingSideLeavesClaimsToTheCallingProxy() {
         var call = Self.call("tools/call", .tool("get_issue"), claims: nil)
-        #expect(!Self.engine.decide(call, backend: "github").allowed, "without the caller's word, a claims condition is unmet")
+        #expect(!Self.engine.decide(call, in: .backend("github")).allowed, "without the caller's word, a claims condition is unmet")
         call.claimsCheckedByCaller = true
-        let allowed = Self.engine.decide(call, backend: "github")
+        let allowed = Self.engine.decide(call, in: .backend("github"))
         #expect(allowed.allowed && allowed.policy == "github-read-only", "\(allowed)")
         // Everything else still holds on the serving side: deny rules, tools, agents.
         var delete = Self.call("tools/call", .tool("delete_repo"), claims: nil)
         delete.claimsCheckedByCaller = true
-        #expect(Self.engine.decide(delete, backend: "github").policy == "github-no-writes")
+        #expect(Self.engine.decide(delete, in: .backend("github")).policy == "github-no-writes")
         var stranger = Self.call("tools/call", .tool("get_issue"), agent: try! SPIFFEID("spiffe://example.org/agent/other"), claims: nil)
         stranger.claimsCheckedByCaller = true
-        #expect(!Self.engine.decide(stranger, backend: "github").allowed)
+        #expect(!Self.engine.decide(stranger, in: .backend("github")).allowed)
     }
 
     @Test func aRouteWithoutPoliciesDeniesEverything() throws {
@@ -91,7 +91,7 @@ struct AuthorizationEngineTests {
             spec: {agents: ["spiffe://example.org/agent/*"], path: /docs, backend: docs}
             """
         let engine = AuthorizationEngine(resources: try ConfigParser.parse([ConfigSource(name: "t", text: yaml)]).map(\.resource))
-        let decision = engine.decide(Self.call("tools/list"), route: "docs")
+        let decision = engine.decide(Self.call("tools/list"), in: .route("docs"))
         #expect(!decision.allowed && decision.policy == nil && decision.reason.contains("no AuthorizationPolicy on route docs"))
     }
 }

@@ -56,7 +56,7 @@ struct MCPRequestInspectorTests {
             Issue.record("accepted: \(body)")
             return
         }
-        #expect(error.status == status && error.code == code, "\(error)")
+        #expect(error.status == status && error.jsonRPCCode == code, "\(error)")
         #expect(error.message.contains(words), "\(error.message)")
         // The error body is a JSON-RPC error response carrying the id when known.
         let reply = try? JSONSerialization.jsonObject(with: error.body) as? [String: Any]

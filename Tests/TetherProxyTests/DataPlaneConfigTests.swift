@@ -67,6 +67,6 @@ struct DataPlaneConfigTests {
         ("/mcp/", "/sub", "/mcp/sub"), ("", "", "/"), ("/", "/sub", "/sub"),
     ])
     func upstreamPathsJoinTheBackendPathAndTheRest(base: String, rest: String, expected: String) {
-        #expect(MCPProxyHandler.join(base, rest[...]) == expected)
+        #expect(Destination.join(base, rest[...]) == expected)
     }
 }

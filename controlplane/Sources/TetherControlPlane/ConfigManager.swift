@@ -97,7 +97,7 @@ public struct ConfigManager: Sendable {
         }
         let state = try store.currentState()
         let call = MCPCall(agent: agent, claims: request.claims, actors: actors, method: request.method, target: targets.first)
-        let decision = AuthorizationEngine(resources: state.resources.values).decide(call, route: request.route)
+        let decision = AuthorizationEngine(resources: state.resources.values).decide(call, in: .route(request.route))
         return AdminProtocol.ExplainResponse(revision: state.revision, decision: decision)
     }
 

@@ -104,7 +104,7 @@ public final class TokenService: Sendable {
             return error(400, "invalid_target", "no builtin TokenExchange mints tokens for audience \(audience)")
         }
         let usable = routes.filter { _, route in
-            route.agents.contains { $0.matches(actor) } && route.tokenExchange.map { exchanges[$0] != nil } == true && route.identityProvider != nil
+            route.serves(actor) && route.tokenExchange.map { exchanges[$0] != nil } == true && route.identityProvider != nil
         }.sorted { $0.0 < $1.0 }
         guard let (routeName, route) = usable.first, let exchangeName = route.tokenExchange, let exchange = exchanges[exchangeName],
             let providerName = route.identityProvider, let provider = providers[providerName]

@@ -58,7 +58,7 @@ public struct DataPlaneConfig: Sendable {
         self.tokenExchanges = tokenExchanges
         self.credentials = credentials
         routes = routeSpecs.compactMap { name, spec -> Route? in
-            guard spec.agents.contains(where: { $0.matches(node) }), let backend = backends[spec.backend] else { return nil }
+            guard spec.serves(node), let backend = backends[spec.backend] else { return nil }
             return Route(name: name, spec: spec, backend: Backend(name: spec.backend, spec: backend))
         }.sorted { ($0.spec.path.count, $1.name) > ($1.spec.path.count, $0.name) }
         served = backends.reduce(into: [:]) { served, entry in

@@ -205,21 +205,6 @@ final class HTTPListener: Service {
         let leaf = try Certificate(derEncoded: try certificate.toDERBytes())
         return try SVIDValidator.spiffeID(of: leaf).get()
     }
-
-    /// A JSON-RPC error response, complete.
-    static func writeError(_ error: MCPProtocolError, to response: ResponseWriter, headers extra: HTTPFields = [:], close: Bool = false) async throws {
-        try await response.write(contentsOf: errorParts(error, headers: extra, close: close))
-    }
-
-    static func errorParts(_ error: MCPProtocolError, headers extra: HTTPFields = [:], close: Bool = false) -> [HTTPResponsePart] {
-        let body = error.body
-        var fields = HTTPFields()
-        fields[.contentType] = "application/json"
-        fields[.contentLength] = "\(body.count)"
-        if close { fields[.connection] = "close" }
-        fields.append(contentsOf: extra)
-        return [.head(HTTPResponse(status: .init(code: error.status), headerFields: fields)), .body(ByteBuffer(bytes: body)), .end(nil)]
-    }
 }
 
 /// The listener's open connections: to refuse one over the limit, and to

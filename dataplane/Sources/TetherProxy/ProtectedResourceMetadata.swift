@@ -1,7 +1,5 @@
 import Foundation
 import HTTPTypes
-import NIOCore
-import NIOHTTPTypes
 import TetherCore
 
 /// OAuth 2.0 Protected Resource Metadata (RFC 9728) for the outbound
@@ -23,13 +21,14 @@ enum ProtectedResourceMetadata {
         return "Bearer resource_metadata=\"http://\(authority ?? "localhost")\(prefix)\(suffix)\""
     }
 
-    static func serve(path: String, authority: String?, config: DataPlaneConfig, response: ResponseWriter, status: (Int) -> Void) async throws {
+    /// The metadata document of the route at `path` (below the well-known
+    /// prefix), or 404 when no route that authenticates users is there.
+    static func document(path: String, authority: String?, config: DataPlaneConfig) -> Result<Data, Refusal> {
         let routePath = String(path.dropFirst(prefix.count).prefix { $0 != "?" })
         guard let (route, rest) = config.route(for: routePath.isEmpty ? "/" : routePath), rest.isEmpty,
             let provider = route.spec.identityProvider, let idp = config.identityProviders[provider]
         else {
-            status(404)
-            return try await HTTPListener.writeError(MCPProtocolError(status: 404, code: MCPProtocolError.invalidRequest, message: "no route that authenticates users has the path \(routePath)"), to: response)
+            return .failure(Refusal(.notFound, "no route that authenticates users has the path \(routePath)"))
         }
         var document: [String: Any] = [
             "resource": resource(authority: authority, routePath: route.spec.path),
@@ -40,11 +39,6 @@ enum ProtectedResourceMetadata {
         if let exchange = route.spec.tokenExchange, let scopes = config.tokenExchanges[exchange]?.scopes {
             document["scopes_supported"] = scopes
         }
-        let body = try JSONSerialization.data(withJSONObject: document, options: [.sortedKeys, .withoutEscapingSlashes])
-        var fields = HTTPFields()
-        fields[.contentType] = "application/json"
-        fields[.contentLength] = "\(body.count)"
-        status(200)
-        try await response.write(contentsOf: [.head(HTTPResponse(status: .ok, headerFields: fields)), .body(ByteBuffer(bytes: body)), .end(nil)])
+        return .success((try? JSONSerialization.data(withJSONObject: document, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data())
     }
 }

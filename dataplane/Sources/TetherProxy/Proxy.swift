@@ -158,7 +158,7 @@ public struct Proxy: Sendable {
         }
         let authenticator = UserAuthenticator(upstreams: upstreams, tokenService: tokenService)
         let credentials = UpstreamCredentials(cache: TokenCache(), mintJWTSVID: mintJWTSVID, tokenService: tokenService, upstreams: upstreams)
-        func handler(_ role: MCPProxyHandler.Role) -> MCPProxyHandler {
+        func handler(_ role: Destination.Role) -> MCPProxyHandler {
             MCPProxyHandler(
                 role: role, node: node, store: store, upstreams: upstreams, metrics: metrics, accessLog: accessLog, logger: logger,
                 authenticator: authenticator, credentials: credentials, maxHeaderListSize: configuration.listenerLimits.maxHeaderListSize

@@ -58,13 +58,13 @@ final class RequestDispatcher: ChannelInboundHandler {
             if head.method == .connect {
                 var allow = HTTPFields()
                 allow[.allow] = "GET, POST, DELETE"
-                return refuse(MCPProtocolError(status: 405, code: MCPProtocolError.invalidRequest, message: "CONNECT is not served here: MCP Streamable HTTP uses POST, GET and DELETE"), headers: allow, context: context)
+                return refuse(MCPProtocolError(.methodNotAllowed, "CONNECT is not served here: MCP Streamable HTTP uses POST, GET and DELETE"), headers: allow, context: context)
             }
             let headerSize = head.headerListSize
             if headerSize > limits.maxHeaderListSize {
                 return refuse(MCPProtocolError(
-                    status: 431, code: MCPProtocolError.invalidRequest,
-                    message: "the request's header section is \(headerSize) bytes (as HTTP/2 counts them); the limit is \(limits.maxHeaderListSize)"
+                    .headersTooLarge,
+                    "the request's header section is \(headerSize) bytes (as HTTP/2 counts them); the limit is \(limits.maxHeaderListSize)"
                 ), context: context)
             }
             if let declared = head.headerFields[.contentLength].flatMap(Int.init), declared > 4 * bodyLimit {
@@ -129,7 +129,7 @@ final class RequestDispatcher: ChannelInboundHandler {
         bodyTimer = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(timeout)) { [self] in
             bodyTimer = nil
             guard case .reading = state else { return }
-            refuse(MCPProtocolError(status: 408, code: MCPProtocolError.invalidRequest, message: "the request body did not arrive within \(timeout)"), context: context)
+            refuse(MCPProtocolError(.bodyTimeout, "the request body did not arrive within \(timeout)"), context: context)
         }
     }
 
@@ -139,14 +139,14 @@ final class RequestDispatcher: ChannelInboundHandler {
     }
 
     private func tooLarge(_ size: Int) -> MCPProtocolError {
-        MCPProtocolError(status: 413, code: MCPProtocolError.invalidRequest, message: "the request body is \(size) bytes; the limit is \(bodyLimit)")
+        MCPProtocolError(.bodyTooLarge, "the request body is \(size) bytes; the limit is \(bodyLimit)")
     }
 
     /// Answers with `error`; unless `close` is false, the rest of the
     /// request is not read and the connection (HTTP/2: the stream) ends.
     private func refuse(_ error: MCPProtocolError, headers: HTTPFields = [:], context: ChannelHandlerContext, close: Bool = true) {
         disarmBodyTimer()
-        let parts = HTTPListener.errorParts(error, headers: headers, close: close)
+        let parts = MCPErrorResponse.parts(error, headers: headers, close: close)
         if close, let encoder = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self) {
             // HTTP/1.1: NIO's encoder frames every response to CONNECT as a tunnel's (no
             // length, no body), though only a 2xx opens one (RFC 9110 §9.3.6). The

@@ -12,22 +12,22 @@ let benchmarks: @Sendable () -> Void = {
     }
     let allowed = call("get_issue"), denied = call("delete_repository"), unmatched = call("run_workflow")
     // The verdicts the benchmarks are named after, checked once.
-    guard engine.decide(allowed, route: "github").allowed,
-        engine.decide(denied, route: "github").policy == "no-destructive",
-        !engine.decide(unmatched, route: "github").allowed, engine.decide(unmatched, route: "github").policy == nil,
-        engine.decide(allowed, backend: "github").allowed
+    guard engine.decide(allowed, in: .route("github")).allowed,
+        engine.decide(denied, in: .route("github")).policy == "no-destructive",
+        !engine.decide(unmatched, in: .route("github")).allowed, engine.decide(unmatched, in: .route("github")).policy == nil,
+        engine.decide(allowed, in: .backend("github")).allowed
     else { fatalError("the benchmark mesh does not decide as expected") }
 
     Benchmark("decide route: allowed (get_issue)", configuration: .hotPath()) { benchmark in
-        benchmark.measure { blackHole(engine.decide(allowed, route: "github")) }
+        benchmark.measure { blackHole(engine.decide(allowed, in: .route("github"))) }
     }
     Benchmark("decide route: denied by deny rule (delete_*)", configuration: .hotPath()) { benchmark in
-        benchmark.measure { blackHole(engine.decide(denied, route: "github")) }
+        benchmark.measure { blackHole(engine.decide(denied, in: .route("github"))) }
     }
     Benchmark("decide route: default deny (no rule matches)", configuration: .hotPath()) { benchmark in
-        benchmark.measure { blackHole(engine.decide(unmatched, route: "github")) }
+        benchmark.measure { blackHole(engine.decide(unmatched, in: .route("github"))) }
     }
     Benchmark("decide backend (inbound): allowed", configuration: .hotPath()) { benchmark in
-        benchmark.measure { blackHole(engine.decide(allowed, backend: "github")) }
+        benchmark.measure { blackHole(engine.decide(allowed, in: .backend("github"))) }
     }
 }

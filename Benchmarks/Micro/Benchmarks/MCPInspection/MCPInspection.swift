@@ -24,7 +24,7 @@ let benchmarks: @Sendable () -> Void = {
     // 20 of the 50 are hidden, so the result is re-serialized.
     let engine = Mesh.engine
     let listing = MCPCall(agent: Mesh.agent, claims: Mesh.claims, method: "tools/list")
-    let keep: (MCPCall.Target) -> Bool = { engine.permits($0, listing: listing, route: "github") }
+    let keep: (MCPCall.Target) -> Bool = { engine.permits($0, listing: listing, in: .route("github")) }
     let mixed = Messages.toolsList()
     let readOnly = Messages.toolsList(names: Messages.toolNames.filter { keep(.tool($0)) })
     guard MCPListFilter.filter(response: mixed, method: "tools/list", keep: keep) != nil,
