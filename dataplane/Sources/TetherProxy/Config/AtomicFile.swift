@@ -28,12 +28,3 @@ enum AtomicFile {
         ProxyError("\(message): \(String(cString: strerror(errno)))")
     }
 }
-
-/// A proxy failure with an actionable message.
-public struct ProxyError: Error, CustomStringConvertible {
-    public var description: String
-
-    public init(_ description: String) {
-        self.description = description
-    }
-}
