@@ -23,21 +23,27 @@ import X509
 /// what the TokenExchange allows; the lifetime at most the TokenExchange's
 /// `ttl` and never past the user's token.
 public final class TokenService: Sendable {
-    static let tokenExchangeGrant = "urn:ietf:params:oauth:grant-type:token-exchange"
-    static let accessTokenType = "urn:ietf:params:oauth:token-type:access_token"
-    static let subjectTokenTypes: Set<String> = ["urn:ietf:params:oauth:token-type:jwt", accessTokenType, "urn:ietf:params:oauth:token-type:id_token"]
+    static let subjectTokenTypes: Set<String> = [TokenExchangeForm.jwtTokenType, TokenExchangeForm.accessTokenType, TokenExchangeForm.idTokenType]
 
     /// Replaced at each key rotation; a request uses the one it read.
-    private let currentIssuer: Mutex<AccessTokenIssuer>
-    var issuer: AccessTokenIssuer { currentIssuer.withLock { $0 } }
+    private let currentIssuer: CurrentIssuer
+    var issuer: AccessTokenIssuer { currentIssuer.value }
     let snapshot: SnapshotPublisher
     /// The trust domain's bundle, for actors that authenticate with a JWT-SVID.
     let bundle: @Sendable () -> TrustBundle
     let logger: Logger
-    private let validators = Mutex<[String: (spec: IdentityProviderSpec, validator: UserTokenValidator, loaded: Date)]>([:])
+    /// The IdentityProviders' keys; tokens it issued itself (presented
+    /// again by an agent another agent called) are checked with its own.
+    private let keys: JWKSCache
 
     public init(issuer: AccessTokenIssuer, snapshot: SnapshotPublisher, bundle: @escaping @Sendable () -> TrustBundle, logger: Logger) {
-        currentIssuer = Mutex(issuer)
+        let currentIssuer = CurrentIssuer(issuer)
+        self.currentIssuer = currentIssuer
+        keys = JWKSCache(known: { spec in spec.issuer.description == currentIssuer.value.issuer ? currentIssuer.value.jwks : nil }) { url in
+            let (data, response) = try await URLSession.shared.data(from: URL(string: url.description)!)
+            guard (response as? HTTPURLResponse)?.statusCode == 200 else { throw ControlPlaneError(.internal, "GET \(url) did not answer 200") }
+            return String(decoding: data, as: UTF8.self)
+        }
         self.snapshot = snapshot
         self.bundle = bundle
         self.logger = logger
@@ -45,7 +51,7 @@ public final class TokenService: Sendable {
 
     /// Signs with a rotated key from now on.
     func use(_ issuer: AccessTokenIssuer) {
-        currentIssuer.withLock { $0 = issuer }
+        currentIssuer.value = issuer
     }
 
     public func handle(_ request: AdminRequest) async -> AdminResponse {
@@ -55,24 +61,24 @@ public final class TokenService: Sendable {
         case ("GET", "/.well-known/oauth-authorization-server"):
             return json(200, [
                 "issuer": issuer.issuer, "token_endpoint": issuer.issuer + "/oauth2/token", "jwks_uri": issuer.issuer + "/.well-known/jwks.json",
-                "grant_types_supported": [Self.tokenExchangeGrant], "token_endpoint_auth_methods_supported": ["tls_client_auth"], "actor_token_types_supported": ["urn:ietf:params:oauth:token-type:jwt"],
+                "grant_types_supported": [TokenExchangeForm.grantType], "token_endpoint_auth_methods_supported": ["tls_client_auth"], "actor_token_types_supported": [TokenExchangeForm.jwtTokenType],
                 "tls_client_certificate_bound_access_tokens": false,
             ])
         case ("POST", "/oauth2/token"):
-            return await exchange(Self.form(request.body), peer: request.peerCertificate)
+            return await exchange(TokenExchangeForm(body: request.body), peer: request.peerCertificate)
         default:
             return error(404, "invalid_request", "no such endpoint; POST /oauth2/token, GET /.well-known/jwks.json or /.well-known/oauth-authorization-server")
         }
     }
 
-    func exchange(_ form: [String: String], peer: [UInt8]?) async -> AdminResponse {
-        guard form["grant_type"] == Self.tokenExchangeGrant else {
-            return error(400, "unsupported_grant_type", "only \(Self.tokenExchangeGrant) is supported")
+    func exchange(_ form: TokenExchangeForm, peer: [UInt8]?) async -> AdminResponse {
+        guard form.grantType == TokenExchangeForm.grantType else {
+            return error(400, "unsupported_grant_type", "only \(TokenExchangeForm.grantType) is supported")
         }
         let actor: SPIFFEID
         if let peer, let certificate = try? Certificate(derEncoded: peer), case .success(let id) = SVIDValidator.spiffeID(of: certificate) {
             actor = id
-        } else if let actorToken = form["actor_token"], form["actor_token_type"] == "urn:ietf:params:oauth:token-type:jwt" {
+        } else if let actorToken = form.actorToken, form.actorTokenType == TokenExchangeForm.jwtTokenType {
             // A JWT-SVID for this token service (RFC 8693 §2.1 actor_token).
             switch await JWTSVIDValidator(bundle: bundle()).validate(actorToken, audience: issuer.issuer) {
             case .success(let validated): actor = validated.id
@@ -81,13 +87,13 @@ public final class TokenService: Sendable {
         } else {
             return error(401, "invalid_client", "authenticate the actor with an X.509-SVID (mTLS) or a JWT-SVID as actor_token")
         }
-        guard let subjectToken = form["subject_token"], !subjectToken.isEmpty else {
+        guard let subjectToken = form.subjectToken, !subjectToken.isEmpty else {
             return error(400, "invalid_request", "subject_token is required")
         }
-        guard let type = form["subject_token_type"], Self.subjectTokenTypes.contains(type) else {
+        guard let type = form.subjectTokenType, Self.subjectTokenTypes.contains(type) else {
             return error(400, "invalid_request", "subject_token_type must be one of \(Self.subjectTokenTypes.sorted().joined(separator: ", "))")
         }
-        guard let audience = form["audience"] ?? form["resource"], !audience.isEmpty else {
+        guard let audience = form.audience, !audience.isEmpty else {
             return error(400, "invalid_request", "audience (or resource) is required: the MCP server the token is for")
         }
         let resources = snapshot.current.resources.values.map(\.resource)
@@ -112,15 +118,16 @@ public final class TokenService: Sendable {
             return error(400, "unauthorized_client", "no route lets \(actor) exchange user tokens for audience \(audience)")
         }
         let user: UserToken
-        do {
-            user = try await validator(providerName, provider).validate(subjectToken).get()
-        } catch let rejection as TokenRejection {
+        switch await keys.validate(subjectToken, provider: providerName, spec: provider) {
+        case .success(let (token, _)):
+            user = token
+        case .failure(.rejected(let rejection)):
             return error(400, "invalid_grant", "the subject token is not valid: \(rejection.reason)")
-        } catch let failure {
-            return error(503, "temporarily_unavailable", "the keys of IdentityProvider \(providerName) cannot be loaded: \(failure)")
+        case .failure(.unavailable(let reason)):
+            return error(503, "temporarily_unavailable", reason)
         }
         let allowed = exchange.scopes ?? []
-        let requested = (form["scope"] ?? "").split(separator: " ").map(String.init)
+        let requested = form.scopes
         let granted = requested.isEmpty ? allowed : requested.filter(allowed.contains)
         guard requested.isEmpty || !granted.isEmpty else {
             return error(400, "invalid_scope", "none of the requested scopes is allowed for audience \(audience) (allowed: \(allowed.joined(separator: " ")))")
@@ -144,45 +151,11 @@ public final class TokenService: Sendable {
             "tether.scope": "\(granted.joined(separator: " "))",
         ])
         var answer: [String: Any] = [
-            "access_token": token, "issued_token_type": Self.accessTokenType, "token_type": "Bearer",
+            "access_token": token, "issued_token_type": TokenExchangeForm.accessTokenType, "token_type": "Bearer",
             "expires_in": Int(expiresAt.timeIntervalSince(now)),
         ]
         if !granted.isEmpty { answer["scope"] = granted.joined(separator: " ") }
         return json(200, answer)
-    }
-
-    /// One validator per IdentityProvider, rebuilt when its spec changes
-    /// (JWKS URLs refetched after 5 minutes).
-    func validator(_ name: String, _ spec: IdentityProviderSpec) async throws -> UserTokenValidator {
-        if let cached = validators.withLock({ $0[name] }), cached.spec == spec {
-            if case .url = spec.jwks, Date().timeIntervalSince(cached.loaded) > 300 {} else { return cached.validator }
-        }
-        let jwks: String
-        switch spec.jwks {
-        case _ where spec.issuer.description == issuer.issuer:
-            // Its own tokens, presented again by an agent another agent called (delegation).
-            jwks = issuer.jwks
-        case .inline(let text): jwks = text
-        case .file(let path): jwks = try String(contentsOfFile: path, encoding: .utf8)
-        case .url(let url):
-            let (data, response) = try await URLSession.shared.data(from: URL(string: url.description)!)
-            guard (response as? HTTPURLResponse)?.statusCode == 200 else { throw ControlPlaneError(.internal, "GET \(url) did not answer 200") }
-            jwks = String(decoding: data, as: UTF8.self)
-        }
-        let validator = try await UserTokenValidator(name: name, spec: spec, jwks: jwks)
-        validators.withLock { $0[name] = (spec, validator, Date()) }
-        return validator
-    }
-
-    /// An `application/x-www-form-urlencoded` body.
-    static func form(_ body: Data) -> [String: String] {
-        var components = URLComponents()
-        components.percentEncodedQuery = String(decoding: body, as: UTF8.self).replacingOccurrences(of: "+", with: "%20")
-        var form: [String: String] = [:]
-        for item in components.queryItems ?? [] where form[item.name] == nil {
-            form[item.name] = item.value ?? ""
-        }
-        return form
     }
 
     func json(_ status: Int, _ object: [String: Any]) -> AdminResponse {
@@ -192,5 +165,20 @@ public final class TokenService: Sendable {
     /// An RFC 6749 §5.2 error.
     func error(_ status: Int, _ code: String, _ description: String) -> AdminResponse {
         json(status, ["error": code, "error_description": description])
+    }
+}
+
+/// The token service's signing issuer, replaced at each key rotation; a
+/// request uses the one it read.
+final class CurrentIssuer: Sendable {
+    private let issuer: Mutex<AccessTokenIssuer>
+
+    init(_ issuer: AccessTokenIssuer) {
+        self.issuer = Mutex(issuer)
+    }
+
+    var value: AccessTokenIssuer {
+        get { issuer.withLock { $0 } }
+        set { issuer.withLock { $0 = newValue } }
     }
 }

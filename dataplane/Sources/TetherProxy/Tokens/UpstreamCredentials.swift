@@ -103,41 +103,26 @@ struct UpstreamCredentials: Sendable {
             text.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? text
         }
         let basic = Data("\(encoded(clientID)):\(encoded(secret))".utf8).base64EncodedString()
-        var fields = Self.exchangeForm(subjectToken: subjectToken, audience: audience, scopes: scopes)
-        if let actorToken {
-            fields += [URLQueryItem(name: "actor_token", value: actorToken), URLQueryItem(name: "actor_token_type", value: "urn:ietf:params:oauth:token-type:jwt")]
-        }
+        let form = TokenExchangeForm(subjectToken: subjectToken, audience: audience, scopes: scopes, actorToken: actorToken)
         let security: UpstreamTarget.Security = endpoint.scheme == "https" ? .tls(serverName: endpoint.host, caPEM: nil, caFile: nil) : .cleartext
         return try await post(
-            fields, to: UpstreamTarget(host: endpoint.host, port: endpoint.port, security: security), scheme: endpoint.scheme,
+            form, to: UpstreamTarget(host: endpoint.host, port: endpoint.port, security: security), scheme: endpoint.scheme,
             authority: UpstreamTarget.authority(of: endpoint), path: endpoint.path.isEmpty ? "/" : endpoint.path, authorization: "Basic \(basic)"
         )
-    }
-
-    static func exchangeForm(subjectToken: String, audience: String, scopes: [String]) -> [URLQueryItem] {
-        [
-            URLQueryItem(name: "grant_type", value: "urn:ietf:params:oauth:grant-type:token-exchange"),
-            URLQueryItem(name: "subject_token", value: subjectToken),
-            URLQueryItem(name: "subject_token_type", value: "urn:ietf:params:oauth:token-type:jwt"),
-            URLQueryItem(name: "audience", value: audience),
-        ] + (scopes.isEmpty ? [] : [URLQueryItem(name: "scope", value: scopes.joined(separator: " "))])
     }
 
     /// One RFC 8693 exchange at the control plane's token service, which
     /// knows this proxy by its client certificate.
     func exchangeWithBuiltin(_ service: UpstreamTarget, subjectToken: String, audience: String, scopes: [String]) async throws -> TokenCache.Minted {
         try await post(
-            Self.exchangeForm(subjectToken: subjectToken, audience: audience, scopes: scopes), to: service,
+            TokenExchangeForm(subjectToken: subjectToken, audience: audience, scopes: scopes), to: service,
             scheme: "https", authority: "\(service.host):\(service.port)", path: "/oauth2/token", authorization: nil
         )
     }
 
     /// POSTs a token request form and reads the token response (RFC 6749 §5).
-    func post(_ fields: [URLQueryItem], to target: UpstreamTarget, scheme: String, authority: String, path: String, authorization: String?) async throws -> TokenCache.Minted {
-        var form = URLComponents()
-        form.queryItems = fields
-        // `+` in a token would read as a space in a form: encode it.
-        let body = (form.percentEncodedQuery ?? "").replacingOccurrences(of: "+", with: "%2B")
+    func post(_ form: TokenExchangeForm, to target: UpstreamTarget, scheme: String, authority: String, path: String, authorization: String?) async throws -> TokenCache.Minted {
+        let body = form.body
         var head = HTTPRequest(method: .post, scheme: scheme, authority: authority, path: path)
         head.headerFields[.contentType] = "application/x-www-form-urlencoded"
         head.headerFields[.accept] = "application/json"
