@@ -338,7 +338,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
-            exclude: ["xds_client.py", "mcp_peer.py"],
+            exclude: ["xds_client.py", "mcp_peer.py", "abuse_client.py"],
             swiftSettings: strict
         ),
     ],

@@ -101,22 +101,19 @@ public struct AuthorizationEngine: Sendable {
     let byBackend: [String: [Policy]]
 
     public init(resources: some Sequence<Resource>) {
-        var routes: [String: RouteSpec] = [:], byRoute: [String: [Policy]] = [:], byBackend: [String: [Policy]] = [:]
-        for resource in resources {
-            switch resource.spec {
-            case .route(let route):
-                routes[resource.metadata.name] = route
-            case .authorizationPolicy(let spec):
-                let policy = Policy(name: resource.metadata.name, spec: spec)
-                for route in spec.targets.routes ?? [] { byRoute[route, default: []].append(policy) }
-                for backend in spec.targets.backends ?? [] { byBackend[backend, default: []].append(policy) }
-            default:
-                break
-            }
+        self.init(index: ResourceIndex(resources))
+    }
+
+    public init(index: ResourceIndex) {
+        var byRoute: [String: [Policy]] = [:], byBackend: [String: [Policy]] = [:]
+        for (name, spec) in index.policies {
+            let policy = Policy(name: name, spec: spec)
+            for route in spec.targets.routes ?? [] { byRoute[route, default: []].append(policy) }
+            for backend in spec.targets.backends ?? [] { byBackend[backend, default: []].append(policy) }
         }
         // Deterministic: by name, so the same config always reports the same rule.
-        self.routes = routes
-        self.routesByBackend = Dictionary(grouping: routes.keys.sorted(), by: { routes[$0]!.backend })
+        routes = index.routes
+        routesByBackend = Dictionary(grouping: index.routes.keys.sorted(), by: { index.routes[$0]!.backend })
         self.byRoute = byRoute.mapValues { $0.sorted { $0.name < $1.name } }
         self.byBackend = byBackend.mapValues { $0.sorted { $0.name < $1.name } }
     }

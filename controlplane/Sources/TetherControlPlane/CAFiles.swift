@@ -68,15 +68,6 @@ public enum CAFiles {
     }
 
     static func write(_ text: String, to path: String, mode: mode_t) throws(ControlPlaneError) {
-        let descriptor = Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
-        guard descriptor >= 0 else {
-            throw ControlPlaneError(.secrets, "cannot create \(path): \(String(cString: strerror(errno)))")
-        }
-        defer { close(descriptor) }
-        let data = Data(text.utf8)
-        let written = data.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
-        guard written == data.count, fsync(descriptor) == 0 else {
-            throw ControlPlaneError(.secrets, "cannot write \(path): \(String(cString: strerror(errno)))")
-        }
+        try ExclusiveFile.create(Data(text.utf8), at: path, mode: mode)
     }
 }

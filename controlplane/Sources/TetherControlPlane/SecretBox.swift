@@ -39,16 +39,7 @@ public struct SecretBox: Sendable {
             return SecretBox(key: SymmetricKey(data: data))
         }
         let key = SymmetricKey(size: .bits256)
-        let descriptor = Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard descriptor >= 0 else {
-            throw ControlPlaneError(.secrets, "cannot create \(path): \(String(cString: strerror(errno)))")
-        }
-        defer { close(descriptor) }
-        let written = key.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
-        guard written == 32, fsync(descriptor) == 0 else {
-            unlink(path)
-            throw ControlPlaneError(.secrets, "cannot write \(path): \(String(cString: strerror(errno)))")
-        }
+        try ExclusiveFile.create(key.withUnsafeBytes { Data($0) }, at: path, mode: 0o600)
         return SecretBox(key: key)
     }
 

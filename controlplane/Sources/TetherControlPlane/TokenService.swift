@@ -96,24 +96,16 @@ public final class TokenService: Sendable {
         guard let audience = form.audience, !audience.isEmpty else {
             return error(400, "invalid_request", "audience (or resource) is required: the MCP server the token is for")
         }
-        let resources = snapshot.current.resources.values.map(\.resource)
-        var exchanges: [String: TokenExchangeSpec] = [:], providers: [String: IdentityProviderSpec] = [:], routes: [(String, RouteSpec)] = []
-        for resource in resources {
-            switch resource.spec {
-            case .tokenExchange(let spec) where spec.type == .builtin && spec.audience == audience: exchanges[resource.metadata.name] = spec
-            case .identityProvider(let spec): providers[resource.metadata.name] = spec
-            case .route(let spec): routes.append((resource.metadata.name, spec))
-            default: break
-            }
-        }
+        let index = ResourceIndex(snapshot.current.resources.values.map(\.resource))
+        let exchanges = index.tokenExchanges.filter { $0.value.type == .builtin && $0.value.audience == audience }
         guard !exchanges.isEmpty else {
             return error(400, "invalid_target", "no builtin TokenExchange mints tokens for audience \(audience)")
         }
-        let usable = routes.filter { _, route in
+        let usable = index.sortedRoutes.first { _, route in
             route.serves(actor) && route.tokenExchange.map { exchanges[$0] != nil } == true && route.identityProvider != nil
-        }.sorted { $0.0 < $1.0 }
-        guard let (routeName, route) = usable.first, let exchangeName = route.tokenExchange, let exchange = exchanges[exchangeName],
-            let providerName = route.identityProvider, let provider = providers[providerName]
+        }
+        guard let (routeName, route) = usable, let exchangeName = route.tokenExchange, let exchange = exchanges[exchangeName],
+            let providerName = route.identityProvider, let provider = index.identityProviders[providerName]
         else {
             return error(400, "unauthorized_client", "no route lets \(actor) exchange user tokens for audience \(audience)")
         }

@@ -39,38 +39,26 @@ public struct DataPlaneConfig: Sendable {
     public static let defaultTimeout = ConfigDuration.seconds(300)
 
     public init(config: ProxyConfig, node: SPIFFEID) {
-        let resources = config.resources.values.map(\.resource)
-        var backends: [String: MCPBackendSpec] = [:]
-        var routeSpecs: [(String, RouteSpec)] = []
-        var identityProviders: [String: IdentityProviderSpec] = [:], tokenExchanges: [String: TokenExchangeSpec] = [:], credentials: [String: String] = [:]
-        for resource in resources {
-            let name = resource.metadata.name
-            switch resource.spec {
-            case .mcpBackend(let spec): backends[name] = spec
-            case .route(let spec): routeSpecs.append((name, spec))
-            case .identityProvider(let spec): identityProviders[name] = spec
-            case .tokenExchange(let spec): tokenExchanges[name] = spec
-            case .credential(let spec): if case .plaintext(let value)? = spec.value { credentials[name] = value }
-            default: break
-            }
+        let index = ResourceIndex(config.resources.values.map(\.resource))
+        identityProviders = index.identityProviders
+        tokenExchanges = index.tokenExchanges
+        credentials = index.credentials.compactMapValues { spec in
+            if case .plaintext(let value)? = spec.value { value } else { nil }
         }
-        self.identityProviders = identityProviders
-        self.tokenExchanges = tokenExchanges
-        self.credentials = credentials
-        routes = routeSpecs.compactMap { name, spec -> Route? in
-            guard spec.serves(node), let backend = backends[spec.backend] else { return nil }
+        routes = index.routes.compactMap { name, spec -> Route? in
+            guard spec.serves(node), let backend = index.backends[spec.backend] else { return nil }
             return Route(name: name, spec: spec, backend: Backend(name: spec.backend, spec: backend))
         }.sorted { ($0.spec.path.count, $1.name) > ($1.spec.path.count, $0.name) }
-        served = backends.reduce(into: [:]) { served, entry in
+        served = index.backends.reduce(into: [:]) { served, entry in
             if case .inMesh(let inMesh) = entry.value, inMesh.spiffeID == node {
                 served[entry.key] = Backend(name: entry.key, spec: entry.value)
             }
         }
-        backendTimeouts = routeSpecs.reduce(into: [:]) { timeouts, entry in
-            let timeout = entry.1.timeout ?? Self.defaultTimeout
-            timeouts[entry.1.backend] = max(timeouts[entry.1.backend] ?? timeout, timeout)
+        backendTimeouts = index.routes.values.reduce(into: [:]) { timeouts, route in
+            let timeout = route.timeout ?? Self.defaultTimeout
+            timeouts[route.backend] = max(timeouts[route.backend] ?? timeout, timeout)
         }
-        authorization = AuthorizationEngine(resources: resources)
+        authorization = AuthorizationEngine(index: index)
         version = config.systemVersion
     }
 
