@@ -76,14 +76,14 @@ public struct Proxy: Sendable {
     public init(configuration: Configuration, logger: Logger) async throws(ProxyError) {
         let metrics = ProxyMetrics()
         guard mkdir(configuration.dataDirectory, 0o700) == 0 || errno == EEXIST else {
-            throw ProxyError("cannot create data directory \(configuration.dataDirectory): \(String(cString: strerror(errno)))")
+            throw ProxyError(.files, "cannot create data directory \(configuration.dataDirectory): \(String(cString: strerror(errno)))")
         }
         let node: SPIFFEID
         var services: [any Service] = []
         switch configuration.identity {
         case .insecure(let insecureNode):
             guard EndpointURL.isLoopback(configuration.control.host) else {
-                throw ProxyError("--insecure-xds connects without TLS and only to loopback; \(configuration.control.host) is not a loopback address")
+                throw ProxyError(.configuration, "--insecure-xds connects without TLS and only to loopback; \(configuration.control.host) is not a loopback address")
             }
             node = insecureNode
             identity = nil
@@ -92,7 +92,7 @@ public struct Proxy: Sendable {
             let files = SVIDFiles(directory: configuration.dataDirectory)
             let current = try await Self.obtainIdentity(files: files, bootstrap: bootstrap, join: join, logger: logger)
             if let expectedNode, expectedNode != current.id {
-                throw ProxyError("this proxy's SVID is for \(current.id), not --node-id \(expectedNode)")
+                throw ProxyError(.identity, "this proxy's SVID is for \(current.id), not --node-id \(expectedNode)")
             }
             node = current.id
             let publisher = WorkloadIdentityPublisher(current)
@@ -103,7 +103,7 @@ public struct Proxy: Sendable {
         case .workloadAPI(let endpoint, let expectedNode):
             let current = try await WorkloadAPIIdentitySource.fetchInitial(endpoint: endpoint, logger: logger)
             if let expectedNode, expectedNode != current.id {
-                throw ProxyError("the Workload API at \(endpoint) gives this proxy \(current.id), not --node-id \(expectedNode)")
+                throw ProxyError(.identity, "the Workload API at \(endpoint) gives this proxy \(current.id), not --node-id \(expectedNode)")
             }
             logger.info("using the SVID from the Workload API", metadata: ["tether.node": "\(current.id)", "tether.svid.expires": "\(current.svid.notAfter.formatted(.iso8601))"])
             node = current.id
@@ -126,7 +126,7 @@ public struct Proxy: Sendable {
         }
         if let socket = configuration.workloadAPISocket, let identity, let mintJWTSVID {
             guard socket.utf8.count <= 107 else {
-                throw ProxyError("the Workload API socket path \(socket) is \(socket.utf8.count) bytes; Unix socket paths are limited to 107: pass a shorter --workload-api-socket")
+                throw ProxyError(.configuration, "the Workload API socket path \(socket) is \(socket.utf8.count) bytes; Unix socket paths are limited to 107: pass a shorter --workload-api-socket")
             }
             let service = WorkloadAPIService(identity: identity, mintJWTSVID: mintJWTSVID, logger: logger)
             services.append(WorkloadAPIServer(socketPath: socket, service: service, logger: logger))
@@ -170,7 +170,7 @@ public struct Proxy: Sendable {
         var services: [any Service] = []
         if let outbound = configuration.outbound {
             guard EndpointURL.isLoopback(outbound.host) else {
-                throw ProxyError("the outbound listener is cleartext and serves the co-located agent only: bind it to a loopback address, not \(outbound.host)")
+                throw ProxyError(.configuration, "the outbound listener is cleartext and serves the co-located agent only: bind it to a loopback address, not \(outbound.host)")
             }
             services.append(HTTPListener(configuration: listener("outbound", outbound, tls: nil), handler: handler(.outbound), metrics: metrics, logger: logger))
         }
@@ -198,7 +198,7 @@ public struct Proxy: Sendable {
             let verifier = SPIFFEPeerVerifier(role: "inbound", logger: logger, bundle: { identity.current.bundle })
             return HTTPListener.TLS(context: try NIOSSLContext(configuration: tls), verifier: verifier.callback)
         } catch {
-            throw ProxyError("cannot set up the inbound listener's TLS: \(error)")
+            throw ProxyError(.identity, "cannot set up the inbound listener's TLS: \(error)")
         }
     }
 
@@ -216,11 +216,11 @@ public struct Proxy: Sendable {
                 return saved
             }
             guard join != nil else {
-                throw ProxyError("the saved SVID for \(saved.id) expired at \(saved.svid.notAfter.formatted(.iso8601)); bootstrap again with a new join token (--join-token with --trust-bundle or --ca-hash)")
+                throw ProxyError(.identity, "the saved SVID for \(saved.id) expired at \(saved.svid.notAfter.formatted(.iso8601)); bootstrap again with a new join token (--join-token with --trust-bundle or --ca-hash)")
             }
         }
         guard let join else {
-            throw ProxyError("this proxy has no SVID yet: pass --join-token (from tether-control token create) with --trust-bundle or --ca-hash")
+            throw ProxyError(.identity, "this proxy has no SVID yet: pass --join-token (from tether-control token create) with --trust-bundle or --ca-hash")
         }
         let identity = try await IdentityBootstrap.join(bootstrap: bootstrap, token: join.token, trust: join.trust, logger: logger)
         try files.save(identity)

@@ -25,6 +25,6 @@ enum AtomicFile {
     }
 
     private static func failure(_ message: String) -> ProxyError {
-        ProxyError("\(message): \(String(cString: strerror(errno)))")
+        ProxyError(.files, "\(message): \(String(cString: strerror(errno)))")
     }
 }

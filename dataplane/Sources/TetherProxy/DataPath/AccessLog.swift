@@ -23,7 +23,8 @@ struct AccessLogEntry: Encodable, Sendable {
     var tool: String?
     var resource: String?
     var prompt: String?
-    /// allow, deny, invalid (rejected before authorization), or none (no route).
+    /// allow, deny, invalid (rejected before authorization), unauthenticated
+    /// (no valid user token on a route that needs one), or none (no route).
     var decision: String
     var policy: String?
     var rule: Int?
@@ -52,11 +53,11 @@ final class AccessLog: Sendable {
         case let path?:
             if !FileManager.default.fileExists(atPath: path) {
                 guard FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o640]) else {
-                    throw ProxyError("cannot create the access log \(path)")
+                    throw ProxyError(.files, "cannot create the access log \(path)")
                 }
             }
             guard let handle = FileHandle(forWritingAtPath: path) else {
-                throw ProxyError("cannot open the access log \(path) for writing")
+                throw ProxyError(.files, "cannot open the access log \(path) for writing")
             }
             handle.seekToEndOfFile()
             self.handle = handle

@@ -27,7 +27,7 @@ public final class ControlPlaneIdentityClient: Service, Sendable {
             )
             client = GRPCClient(transport: transport)
         } catch {
-            throw ProxyError("cannot set up mTLS to the control plane at \(control): \(error)")
+            throw ProxyError(.identity, "cannot set up mTLS to the control plane at \(control): \(error)")
         }
     }
 
@@ -85,14 +85,14 @@ enum IdentityResponse {
             svid = try X509SVID(chain: chain, privateKey: key)
             bundle = try TrustBundle(trustDomain: svid.id.trustDomain, spiffeBundleJSON: response.spiffeBundle)
         } catch {
-            throw ProxyError("the control plane sent an unusable SVID: \(error)")
+            throw ProxyError(.identity, "the control plane sent an unusable SVID: \(error)")
         }
         if let expected, svid.id != expected {
-            throw ProxyError("the control plane issued \(svid.id), expected \(expected)")
+            throw ProxyError(.identity, "the control plane issued \(svid.id), expected \(expected)")
         }
         let validator = SVIDValidator(trustDomain: svid.id.trustDomain, bundle: bundle.x509Authorities)
         if case .failure(let rejection) = await validator.validate(chain: svid.chain) {
-            throw ProxyError("the SVID the control plane issued does not verify against its bundle: \(rejection.reason)")
+            throw ProxyError(.identity, "the SVID the control plane issued does not verify against its bundle: \(rejection.reason)")
         }
         return WorkloadIdentity(svid: svid, bundle: bundle)
     }

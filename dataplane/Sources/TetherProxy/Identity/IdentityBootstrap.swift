@@ -53,11 +53,11 @@ public enum IdentityBootstrap {
             }
         } catch let error as RPCError {
             if let reason = rejection.withLock({ $0 }) {
-                throw ProxyError("bootstrap at \(bootstrap) failed: the server is not trusted: \(reason.reason); check --trust-bundle / --ca-hash")
+                throw ProxyError(.identity, "bootstrap at \(bootstrap) failed: the server is not trusted: \(reason.reason); check --trust-bundle / --ca-hash")
             }
-            throw ProxyError("bootstrap at \(bootstrap) failed: \(error.message) (\(error.code))")
+            throw ProxyError(.identity, "bootstrap at \(bootstrap) failed: \(error.message) (\(error.code))")
         } catch {
-            throw ProxyError("bootstrap at \(bootstrap) failed: \(error)")
+            throw ProxyError(.identity, "bootstrap at \(bootstrap) failed: \(error)")
         }
         let identity = try await IdentityResponse.identity(from: response, key: key, expected: nil)
         let trusted = switch trust {
@@ -65,7 +65,7 @@ public enum IdentityBootstrap {
         case .caHash(let pin): identity.bundle.x509Authorities.contains { $0.publicKeyPin == pin }
         }
         guard trusted else {
-            throw ProxyError("the control plane's bundle does not contain the CA this proxy was told to trust; check --trust-bundle / --ca-hash")
+            throw ProxyError(.identity, "the control plane's bundle does not contain the CA this proxy was told to trust; check --trust-bundle / --ca-hash")
         }
         return identity
     }

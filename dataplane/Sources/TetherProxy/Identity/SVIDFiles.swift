@@ -38,7 +38,7 @@ public struct SVIDFiles: Sendable {
             let bundle = try TrustBundle(trustDomain: svid.id.trustDomain, spiffeBundleJSON: try String(contentsOfFile: bundlePath, encoding: .utf8))
             return WorkloadIdentity(svid: svid, bundle: bundle)
         } catch {
-            throw ProxyError("the saved SVID in \(directory) cannot be used (\(error)); remove svid.pem, svid.key and bundle.json and bootstrap again with a new join token")
+            throw ProxyError(.identity, "the saved SVID in \(directory) cannot be used (\(error)); remove svid.pem, svid.key and bundle.json and bootstrap again with a new join token")
         }
     }
 }

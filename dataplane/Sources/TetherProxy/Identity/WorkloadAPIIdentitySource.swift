@@ -34,7 +34,7 @@ public final class WorkloadAPIIdentitySource: Service, Sendable {
                 config: .defaults { $0.backoff.max = .seconds(5) }
             ))
         } catch {
-            throw ProxyError("cannot set up a Workload API client for \(endpoint): \(error)")
+            throw ProxyError(.identity, "cannot set up a Workload API client for \(endpoint): \(error)")
         }
     }
 
@@ -49,22 +49,22 @@ public final class WorkloadAPIIdentitySource: Service, Sendable {
                 options.timeout = timeout
                 let jwks = try await api.fetchJWTBundles(Workload_JWTBundlesRequest(), metadata: metadata, options: options) { response in
                     for try await message in response.messages { return message }
-                    throw ProxyError("the Workload API closed the JWT bundle stream")
+                    throw ProxyError(.identity, "the Workload API closed the JWT bundle stream")
                 }
                 return try await api.fetchX509SVID(Workload_X509SVIDRequest(), metadata: metadata, options: options) { response in
                     for try await message in response.messages {
                         let identity = try WorkloadAPIMessages.identity(from: message)
                         return try Self.withJWTBundles(identity, jwks)
                     }
-                    throw ProxyError("the Workload API closed the X.509-SVID stream without sending one")
+                    throw ProxyError(.identity, "the Workload API closed the X.509-SVID stream without sending one")
                 }
             }
         } catch let error as ProxyError {
             throw error
         } catch let error as RPCError {
-            throw ProxyError("cannot get an SVID from the Workload API at \(endpoint): \(error.message) (\(error.code))")
+            throw ProxyError(.identity, "cannot get an SVID from the Workload API at \(endpoint): \(error.message) (\(error.code))")
         } catch {
-            throw ProxyError("cannot get an SVID from the Workload API at \(endpoint): \(error)")
+            throw ProxyError(.identity, "cannot get an SVID from the Workload API at \(endpoint): \(error)")
         }
     }
 
@@ -72,7 +72,7 @@ public final class WorkloadAPIIdentitySource: Service, Sendable {
         var path = endpoint
         if path.hasPrefix("unix://") { path.removeFirst(7) } else if path.hasPrefix("unix:") { path.removeFirst(5) }
         guard path.hasPrefix("/") else {
-            throw ProxyError("--spiffe-endpoint-socket \(endpoint) must be an absolute unix socket path (unix:///path)")
+            throw ProxyError(.configuration, "--spiffe-endpoint-socket \(endpoint) must be an absolute unix socket path (unix:///path)")
         }
         return path
     }
@@ -159,7 +159,7 @@ public final class WorkloadAPIIdentitySource: Service, Sendable {
             .with { $0.audience = audience }, metadata: Self.metadata, options: options
         )
         guard let token = response.svids.first?.svid else {
-            throw ProxyError("the Workload API returned no JWT-SVID")
+            throw ProxyError(.identity, "the Workload API returned no JWT-SVID")
         }
         return token
     }

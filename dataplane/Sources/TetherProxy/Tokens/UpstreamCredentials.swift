@@ -15,8 +15,30 @@ struct UpstreamCredentials: Sendable {
         var value: String
     }
 
+    /// Why no credential could be made; every one means the call is not
+    /// forwarded (503 for the client, the reason in the log).
     struct Failure: Error, CustomStringConvertible {
+        enum Code: String, Sendable {
+            /// The TokenExchange, or something it names, is not usable in this proxy's config.
+            case notConfigured
+            /// The exchange needs this proxy's identity or its mTLS connection to the control plane.
+            case noIdentity
+            /// The exchange trades the user's token and the route authenticates no user.
+            case noUser
+            /// Minting a JWT-SVID failed.
+            case minting
+            /// The token service refused the exchange or could not be reached.
+            case tokenService
+        }
+
+        var code: Code
         var reason: String
+
+        init(_ code: Code, _ reason: String) {
+            self.code = code
+            self.reason = reason
+        }
+
         var description: String { reason }
     }
 
@@ -29,21 +51,21 @@ struct UpstreamCredentials: Sendable {
 
     func header(exchange name: String, config: DataPlaneConfig, user: UserToken?) async -> Result<Header, Failure> {
         guard let exchange = config.tokenExchanges[name] else {
-            return .failure(Failure(reason: "TokenExchange \(name) is not in this proxy's config"))
+            return .failure(Failure(.notConfigured, "TokenExchange \(name) is not in this proxy's config"))
         }
         switch exchange.type {
         case .credential:
             guard let credential = exchange.credential, let value = config.credential(credential) else {
-                return .failure(Failure(reason: "the credential of TokenExchange \(name) has not reached this proxy"))
+                return .failure(Failure(.notConfigured, "the credential of TokenExchange \(name) has not reached this proxy"))
             }
             guard let field = HTTPField.Name(exchange.header ?? "Authorization") else {
-                return .failure(Failure(reason: "TokenExchange \(name) names an invalid header"))
+                return .failure(Failure(.notConfigured, "TokenExchange \(name) names an invalid header"))
             }
             let scheme = exchange.scheme ?? "Bearer"
             return .success(Header(name: field, value: scheme.isEmpty ? value : "\(scheme) \(value)"))
         case .jwtSVID:
             guard let mintJWTSVID, let audience = exchange.audience else {
-                return .failure(Failure(reason: "TokenExchange \(name) needs a JWT-SVID and this proxy has no SPIFFE identity"))
+                return .failure(Failure(.noIdentity, "TokenExchange \(name) needs a JWT-SVID and this proxy has no SPIFFE identity"))
             }
             do {
                 let key = TokenCache.Key(exchange: name, userToken: nil, audience: audience, scopes: [])
@@ -53,11 +75,11 @@ struct UpstreamCredentials: Sendable {
                 }
                 return .success(Header(name: .authorization, value: "Bearer \(minted.value)"))
             } catch {
-                return .failure(Failure(reason: "no JWT-SVID for \(audience): \(error)"))
+                return .failure(Failure(.minting, "no JWT-SVID for \(audience): \(error)"))
             }
         case .builtin:
             guard let tokenService, let audience = exchange.audience else {
-                return .failure(Failure(reason: "TokenExchange \(name) needs the control plane's token service, which this proxy has no mTLS connection to"))
+                return .failure(Failure(.noIdentity, "TokenExchange \(name) needs the control plane's token service, which this proxy has no mTLS connection to"))
             }
             return await exchanged(name, exchange, user: user, audience: audience, service: "the token service") { user, scopes in
                 try await exchangeWithBuiltin(tokenService, subjectToken: user.raw, audience: audience, scopes: scopes)
@@ -66,7 +88,7 @@ struct UpstreamCredentials: Sendable {
             guard let endpoint = exchange.endpoint, let audience = exchange.audience, let clientID = exchange.clientID,
                 let secretName = exchange.clientSecret, let secret = config.credential(secretName)
             else {
-                return .failure(Failure(reason: "TokenExchange \(name) lacks its endpoint, audience, client ID or client secret (Credential \(exchange.clientSecret ?? "?"))"))
+                return .failure(Failure(.notConfigured, "TokenExchange \(name) lacks its endpoint, audience, client ID or client secret (Credential \(exchange.clientSecret ?? "?"))"))
             }
             return await exchanged(name, exchange, user: user, audience: audience, service: "the token service at \(endpoint)") { user, scopes in
                 // The agent as actor (RFC 8693 §2.1): its JWT-SVID for the token service, when it has one.
@@ -82,7 +104,7 @@ struct UpstreamCredentials: Sendable {
         perform: @escaping @Sendable (UserToken, [String]) async throws -> TokenCache.Minted
     ) async -> Result<Header, Failure> {
         guard let user else {
-            return .failure(Failure(reason: "TokenExchange \(name) exchanges the user's token and the route authenticates no user (set its identityProvider)"))
+            return .failure(Failure(.noUser, "TokenExchange \(name) exchanges the user's token and the route authenticates no user (set its identityProvider)"))
         }
         let scopes = exchange.scopes ?? []
         do {
@@ -90,7 +112,7 @@ struct UpstreamCredentials: Sendable {
             let minted = try await cache.token(for: key) { try await perform(user, scopes) }
             return .success(Header(name: .authorization, value: "Bearer \(minted.value)"))
         } catch {
-            return .failure(Failure(reason: "\(service) refused or failed: \(error)"))
+            return .failure(Failure(.tokenService, "\(service) refused or failed: \(error)"))
         }
     }
 
@@ -132,7 +154,7 @@ struct UpstreamCredentials: Sendable {
         let object = (try? JSONSerialization.jsonObject(with: Data(bytes.readableBytesView))) as? [String: Any] ?? [:]
         guard status == 200, let token = object["access_token"] as? String else {
             let reason = [object["error"], object["error_description"]].compactMap { $0 as? String }.joined(separator: ": ")
-            throw Failure(reason: "HTTP \(status)\(reason.isEmpty ? "" : " \(reason)")")
+            throw Failure(.tokenService, "HTTP \(status)\(reason.isEmpty ? "" : " \(reason)")")
         }
         // Without expires_in, reuse it for a minute at most.
         let lifetime = (object["expires_in"] as? NSNumber)?.doubleValue ?? 60

@@ -85,7 +85,7 @@ final class UserAuthenticator: Sendable {
         var head = HTTPRequest(method: .get, scheme: url.scheme, authority: UpstreamTarget.authority(of: url), path: url.path.isEmpty ? "/" : url.path)
         head.headerFields[.accept] = "application/json"
         let (status, bytes) = try await upstreams.fetch(head, body: ByteBuffer(), to: target)
-        guard status == 200 else { throw ProxyError("GET \(url) answered \(status)") }
+        guard status == 200 else { throw ProxyError(.upstream, "GET \(url) answered \(status)") }
         return String(buffer: bytes)
     }
 }

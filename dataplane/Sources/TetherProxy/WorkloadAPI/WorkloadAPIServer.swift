@@ -63,7 +63,7 @@ public struct WorkloadAPIServer: Service {
                 guard chmod(socketPath, 0o600) == 0 else {
                     let reason = String(cString: strerror(errno))
                     server.beginGracefulShutdown()
-                    throw ProxyError("cannot restrict the Workload API socket \(socketPath) to its owner: \(reason)")
+                    throw ProxyError(.files, "cannot restrict the Workload API socket \(socketPath) to its owner: \(reason)")
                 }
                 logger.info("Workload API listening", metadata: ["tether.workload_api.socket": "\(socketPath)"])
                 bound?(socketPath)
@@ -93,18 +93,18 @@ public struct WorkloadAPIServer: Service {
         var info = stat()
         guard lstat(path, &info) == 0 else {
             guard errno == ENOENT else {
-                throw ProxyError("cannot inspect the Workload API socket path \(path): \(String(cString: strerror(errno)))")
+                throw ProxyError(.files, "cannot inspect the Workload API socket path \(path): \(String(cString: strerror(errno)))")
             }
             return
         }
         guard (info.st_mode & S_IFMT) == S_IFSOCK else {
-            throw ProxyError("\(path) exists and is not a socket; remove it or choose another Workload API socket path")
+            throw ProxyError(.files, "\(path) exists and is not a socket; remove it or choose another Workload API socket path")
         }
         if isAcceptingConnections(path) {
-            throw ProxyError("another process serves \(path) already; stop it or choose another Workload API socket path")
+            throw ProxyError(.files, "another process serves \(path) already; stop it or choose another Workload API socket path")
         }
         guard unlink(path) == 0 || errno == ENOENT else {
-            throw ProxyError("cannot remove the stale Workload API socket \(path): \(String(cString: strerror(errno)))")
+            throw ProxyError(.files, "cannot remove the stale Workload API socket \(path): \(String(cString: strerror(errno)))")
         }
     }
 
