@@ -78,6 +78,8 @@ public struct LocalHTTPServer: Service {
     }
 
     public let address: Address
+    /// What it is, for its `listening` log line: `admin`, `token-service`.
+    public let name: String
     public let logger: Logger
     public let maximumBodySize: Int
     /// The longest a client may take to send its whole request, from the
@@ -91,9 +93,10 @@ public struct LocalHTTPServer: Service {
     /// - Parameter bound: called with the actual address once listening (for
     ///   port 0).
     public init(
-        address: Address, tls: TLS? = nil, maximumBodySize: Int = 32 * 1024 * 1024, requestTimeout: TimeAmount = .seconds(30), logger: Logger,
+        name: String, address: Address, tls: TLS? = nil, maximumBodySize: Int = 32 * 1024 * 1024, requestTimeout: TimeAmount = .seconds(30), logger: Logger,
         bound: (@Sendable (Address) -> Void)? = nil, handler: @escaping Handler
     ) {
+        self.name = name
         self.address = address
         self.tls = tls
         self.maximumBodySize = maximumBodySize
@@ -104,6 +107,17 @@ public struct LocalHTTPServer: Service {
     }
 
     typealias Connection = NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>
+
+    /// How its clients connect, for the log: a Unix socket is private to its
+    /// owner by file mode; TCP is TLS (client certificates as the context
+    /// asks) or plaintext on loopback.
+    var tlsMode: String {
+        switch (address, tls) {
+        case (.unixSocket, _): "none (Unix socket, 0600)"
+        case (.tcp, nil): "none"
+        case (.tcp, _?): "tls"
+        }
+    }
 
     public func run() async throws {
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -137,7 +151,7 @@ public struct LocalHTTPServer: Service {
             server = try await bootstrap.bind(host: host, port: port, childChannelInitializer: initializer)
             actual = .tcp(host: host, port: server.channel.localAddress?.port ?? port)
         }
-        logger.info("admin endpoint listening", metadata: ["tether.admin.address": "\(actual)"])
+        logger.info("listening", metadata: ["tether.listener": "\(name)", "tether.address": "\(actual)", "tether.tls": "\(tlsMode)"])
         bound?(actual)
         try await withGracefulShutdownHandler {
             try await withThrowingDiscardingTaskGroup { group in
@@ -151,7 +165,7 @@ public struct LocalHTTPServer: Service {
             server.channel.close(promise: nil)
         }
         if case .unixSocket(let path) = address { unlink(path) }
-        logger.info("admin endpoint stopped", metadata: ["tether.admin.address": "\(actual)"])
+        logger.info("stopped listening", metadata: ["tether.listener": "\(name)", "tether.address": "\(actual)"])
     }
 
     private func serve(_ connection: Connection, caller: String) async {

@@ -84,3 +84,15 @@ public struct X509SVID: Sendable {
         }
     }
 }
+
+extension Certificate.SerialNumber {
+    /// Two lowercase hex digits a byte, colon-separated, leading zeros
+    /// kept — as `openssl x509 -text` prints it, so an operator can match
+    /// a log line or `/config_dump` against the certificate on disk.
+    public var openSSLText: String {
+        bytes.map { byte in
+            let hex = String(byte, radix: 16)
+            return byte < 16 ? "0" + hex : hex
+        }.joined(separator: ":")
+    }
+}

@@ -12,7 +12,7 @@ struct LocalHTTPServerTests {
     func withServer(requestTimeout: TimeAmount, _ body: @Sendable (Int) async throws -> Void) async throws {
         let port = Mutex<Int?>(nil)
         let server = LocalHTTPServer(
-            address: .tcp(host: "127.0.0.1", port: 0),
+            name: "admin", address: .tcp(host: "127.0.0.1", port: 0),
             requestTimeout: requestTimeout,
             logger: Logger(label: "test"),
             bound: { address in

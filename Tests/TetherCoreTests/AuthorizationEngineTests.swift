@@ -19,12 +19,12 @@ struct AuthorizationEngineTests {
 
     /// (call, allowed, policy and rule that decided, words in the reason)
     static let table: [(MCPCall, Bool, String?, Int?, String)] = [
-        (call("tools/list"), true, "github-read-only", 0, "allowed"),
-        (call("initialize"), true, "github-read-only", 0, "allowed"),
-        (call("tools/call", .tool("get_issue")), true, "github-read-only", 1, "allowed"),
-        (call("tools/call", .tool("search_code")), true, "github-read-only", 1, "allowed"),
+        (call("tools/list"), true, "github-read-only", 1, "allowed"),
+        (call("initialize"), true, "github-read-only", 1, "allowed"),
+        (call("tools/call", .tool("get_issue")), true, "github-read-only", 2, "allowed"),
+        (call("tools/call", .tool("search_code")), true, "github-read-only", 2, "allowed"),
         // Deny wins, even where an allow rule would match too.
-        (call("tools/call", .tool("delete_repo")), false, "github-no-writes", 0, "denied by AuthorizationPolicy github-no-writes"),
+        (call("tools/call", .tool("delete_repo")), false, "github-no-writes", 1, "denied by AuthorizationPolicy github-no-writes"),
         // Nothing allows it: the default deny names the scope.
         (call("tools/call", .tool("run_workflow")), false, nil, nil, "no AuthorizationPolicy on route github or backend github allows tools/call tool run_workflow"),
         (call("resources/read", .resource("repo://acme/app")), false, nil, nil, "allows resources/read"),
@@ -32,8 +32,8 @@ struct AuthorizationEngineTests {
         (call("tools/call", .tool("get_issue"), claims: ["groups": ["sales"]]), false, nil, nil, "no AuthorizationPolicy"),
         (call("tools/call", .tool("get_issue"), claims: nil), false, nil, nil, "no AuthorizationPolicy"),
         // Delegation: one supervisor is fine (maxDepth 2), two are not.
-        (call("tools/call", .tool("get_issue"), actors: ["spiffe://example.org/agent/supervisor"]), true, "github-read-only", 1, "allowed"),
-        (call("tools/call", .tool("get_issue"), actors: ["spiffe://example.org/agent/a", "spiffe://example.org/agent/b"]), false, "github-read-only", 1, "3 agents deep"),
+        (call("tools/call", .tool("get_issue"), actors: ["spiffe://example.org/agent/supervisor"]), true, "github-read-only", 2, "allowed"),
+        (call("tools/call", .tool("get_issue"), actors: ["spiffe://example.org/agent/a", "spiffe://example.org/agent/b"]), false, "github-read-only", 2, "3 agents deep"),
     ]
 
     @Test(arguments: table.indices)

@@ -190,3 +190,11 @@ struct SVIDValidatorTests {
         )
     }
 }
+
+@Suite("Certificate serial numbers as operators read them")
+struct SerialNumberTextTests {
+    @Test func leadingZerosOfEachByteAreKeptAsOpenSSLPrintsThem() {
+        let serial = Certificate.SerialNumber(bytes: [0x46, 0x06, 0xb3, 0x00, 0x0f])
+        #expect(serial.openSSLText == "46:06:b3:00:0f")
+    }
+}

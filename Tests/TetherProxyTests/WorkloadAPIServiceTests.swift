@@ -362,7 +362,7 @@ struct WorkloadAPIServiceTests {
             let key = fixture.identity.current.svid.privateKeyPEM
             let keyBase64 = Data(fixture.identity.current.svid.privateKeyPKCS8DER).base64EncodedString()
             #expect(!fixture.logs.all.contains { $0.contains(key) || $0.contains(keyBase64) })
-            #expect(fixture.logs.all.contains { $0.contains("Workload API listening") })
+            #expect(fixture.logs.all.contains { $0.contains("listening") && $0.contains("workload-api") })
         }
     }
 

@@ -53,7 +53,8 @@ public struct AuthorizationDecision: Hashable, Sendable, Codable, CustomStringCo
     public var verdict: Verdict
     /// The AuthorizationPolicy that decided; nil for the default deny.
     public var policy: String?
-    /// Index of the deciding rule in that policy's `rules` (0-based).
+    /// The deciding rule's number in that policy's `rules`, counted from 1
+    /// as operators count them (and as the reason and `explain` say).
     public var rule: Int?
     public var reason: String
 
@@ -190,7 +191,7 @@ public struct AuthorizationEngine: Sendable {
     func evaluate(_ call: MCPCall, policies: [Policy], scope: () -> String) -> AuthorizationDecision {
         for policy in policies where policy.spec.action == .deny {
             if let index = policy.spec.rules.firstIndex(where: { matches($0, call, action: .deny) }) {
-                return AuthorizationDecision(verdict: .deny, policy: policy.name, rule: index, reason: "denied by AuthorizationPolicy \(policy.name), rule \(index + 1)")
+                return AuthorizationDecision(verdict: .deny, policy: policy.name, rule: index + 1, reason: "denied by AuthorizationPolicy \(policy.name), rule \(index + 1)")
             }
         }
         var delegationRefusal: AuthorizationDecision?
@@ -199,11 +200,11 @@ public struct AuthorizationEngine: Sendable {
             // On the serving side the chain, like the claims, was checked by the calling proxy.
             if !call.claimsCheckedByCaller, let problem = delegationProblem(policy.spec.delegation, call) {
                 delegationRefusal = delegationRefusal ?? AuthorizationDecision(
-                    verdict: .deny, policy: policy.name, rule: index, reason: "AuthorizationPolicy \(policy.name) would allow it, but \(problem)"
+                    verdict: .deny, policy: policy.name, rule: index + 1, reason: "AuthorizationPolicy \(policy.name) would allow it, but \(problem)"
                 )
                 continue
             }
-            return AuthorizationDecision(verdict: .allow, policy: policy.name, rule: index, reason: "allowed by AuthorizationPolicy \(policy.name), rule \(index + 1)")
+            return AuthorizationDecision(verdict: .allow, policy: policy.name, rule: index + 1, reason: "allowed by AuthorizationPolicy \(policy.name), rule \(index + 1)")
         }
         if let delegationRefusal { return delegationRefusal }
         let what = [call.method, call.target?.description].compactMap { $0 }.joined(separator: " ")

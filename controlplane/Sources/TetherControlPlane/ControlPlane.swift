@@ -88,7 +88,7 @@ public struct ControlPlane: Sendable {
         manager = ConfigManager(store: store, secrets: secrets, onCommit: { _ in updater.committed() })
         let registry = ProxyRegistry()
         let api = AdminAPI(manager: manager, identity: identity, dataDirectory: directory.path, proxies: registry)
-        let admin = LocalHTTPServer(address: .unixSocket(directory.adminSocketPath), logger: logger) { request, caller in
+        let admin = LocalHTTPServer(name: "admin", address: .unixSocket(directory.adminSocketPath), logger: logger) { request, caller in
             do {
                 return try await NIOThreadPool.singleton.runIfActive { api.handle(request, author: caller) }
             } catch {
@@ -116,13 +116,13 @@ public struct ControlPlane: Sendable {
                 services.append(own)
                 services.append(try GRPCListener(
                     name: "bootstrap", address: bootstrapAddress,
-                    security: .tls(try MeshTLS.server(identity: own.publisher, clientVerifier: nil)),
+                    security: .tls(try MeshTLS.server(identity: own.publisher, clientVerifier: nil), clientCertificates: false),
                     services: [BootstrapAPI(identity: identity, logger: logger)], logger: logger,
                     bound: report("bootstrap")
                 ))
                 services.append(try GRPCListener(
                     name: "xds", address: xdsAddress,
-                    security: .tls(try MeshTLS.server(identity: own.publisher, clientVerifier: verifier)),
+                    security: .tls(try MeshTLS.server(identity: own.publisher, clientVerifier: verifier), clientCertificates: true),
                     services: [ads, IdentityAPI(identity: identity, logger: logger)], logger: logger,
                     onShutdown: { publisher.close() }, bound: report("xds")
                 ))
@@ -134,7 +134,7 @@ public struct ControlPlane: Sendable {
                     services.append(TokenKeyRotator(directory: directory, period: configuration.tokenKeyRotation, issuerURL: issuerURL, service: tokens, logger: logger))
                     let reportToken = report("token")
                     services.append(LocalHTTPServer(
-                        address: .tcp(host: tokenAddress.host, port: tokenAddress.port), tls: try TokenServiceTLS.make(identity: own.publisher, verifier: verifier),
+                        name: "token-service", address: .tcp(host: tokenAddress.host, port: tokenAddress.port), tls: try TokenServiceTLS.make(identity: own.publisher, verifier: verifier),
                         logger: logger, bound: { address in if case .tcp(_, let port) = address { reportToken?(port) } }
                     ) { request, _ in await tokens.handle(request) })
                 }

@@ -10,7 +10,8 @@ public struct GRPCListener: Service {
     public enum Security: Sendable {
         /// Plaintext, refused unless the address is loopback (`--insecure-xds`).
         case plaintextLoopback
-        case tls(HTTP2ServerTransport.Posix.TransportSecurity)
+        /// TLS; `clientCertificates` when peers must present an X.509-SVID (mTLS).
+        case tls(HTTP2ServerTransport.Posix.TransportSecurity, clientCertificates: Bool)
     }
 
     public let name: String
@@ -47,7 +48,7 @@ public struct GRPCListener: Service {
         let transportSecurity: HTTP2ServerTransport.Posix.TransportSecurity
         switch security {
         case .plaintextLoopback: transportSecurity = .plaintext
-        case .tls(let tls): transportSecurity = tls
+        case .tls(let tls, _): transportSecurity = tls
         }
         let server = GRPCServer(transport: .http2NIOPosix(address: socket, transportSecurity: transportSecurity), services: services)
         try await withGracefulShutdownHandler {
@@ -55,7 +56,10 @@ public struct GRPCListener: Service {
                 group.addTask { try await server.serve() }
                 if let listening = try await server.listeningAddress {
                     let port = listening.ipv4?.port ?? listening.ipv6?.port ?? address.port
-                    let mode: String = if case .plaintextLoopback = security { "plaintext, loopback only" } else { "TLS" }
+                    let mode = switch security {
+                    case .plaintextLoopback: "none (plaintext, loopback only)"
+                    case .tls(_, let clientCertificates): clientCertificates ? "mtls" : "tls"
+                    }
                     logger.info("listening", metadata: ["tether.listener": "\(name)", "tether.address": "\(address.host):\(port)", "tether.tls": "\(mode)"])
                     bound?(port)
                 }

@@ -26,7 +26,7 @@ public struct BootstrapAPI: Tether_Identity_V1_Bootstrap.SimpleServiceProtocol {
         }
         let result = try await blocking { () throws(ControlPlaneError) in try identity.join(token: request.joinToken, csrDER: Array(request.csr)) }
         let id = (try? SVIDValidator.spiffeID(of: result.svid).get())?.description ?? ""
-        logger.info("proxy joined", metadata: ["tether.node": "\(id)", "tether.svid.serial": "\(result.svid.serialNumber)", "tether.peer": "\(context.remotePeer)"])
+        logger.info("proxy joined", metadata: ["tether.node": "\(id)", "tether.svid.serial": "\(result.svid.serialNumber.openSSLText)", "tether.peer": "\(context.remotePeer)"])
         return .init(result)
     }
 }
@@ -46,7 +46,7 @@ public struct IdentityAPI: Tether_Identity_V1_Identity.SimpleServiceProtocol {
     public func renewX509SVID(request: Tether_Identity_V1_RenewX509SVIDRequest, context: ServerContext) async throws -> Tether_Identity_V1_X509SVIDResponse {
         let peer = try context.requirePeer()
         let result = try await blocking { () throws(ControlPlaneError) in try identity.renew(csrDER: Array(request.csr), for: peer) }
-        logger.info("SVID renewed", metadata: ["tether.node": "\(peer)", "tether.svid.serial": "\(result.svid.serialNumber)"])
+        logger.info("SVID renewed", metadata: ["tether.node": "\(peer)", "tether.svid.serial": "\(result.svid.serialNumber.openSSLText)"])
         return .init(result)
     }
 

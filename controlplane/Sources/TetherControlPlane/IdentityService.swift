@@ -145,7 +145,7 @@ public struct IdentityService: Sendable {
         } catch {
             throw ControlPlaneError(.secrets, "cannot issue the control plane's own SVID: \(error.reason)")
         }
-        try store.recordIssued(serial: svid.serialNumber.description, spiffeID: id, notAfter: svid.notValidAfter, at: now)
+        try store.recordIssued(serial: svid.serialNumber.openSSLText, spiffeID: id, notAfter: svid.notValidAfter, at: now)
         return svid
     }
 
@@ -166,7 +166,7 @@ public struct IdentityService: Sendable {
         } catch {
             throw ControlPlaneError(.permissionDenied, error.reason)
         }
-        try store.recordIssued(serial: svid.serialNumber.description, spiffeID: id, notAfter: svid.notValidAfter, at: now)
+        try store.recordIssued(serial: svid.serialNumber.openSSLText, spiffeID: id, notAfter: svid.notValidAfter, at: now)
         return JoinResult(svid: svid, bundle: bundle)
     }
 

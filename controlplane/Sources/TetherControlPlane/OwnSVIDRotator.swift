@@ -50,7 +50,7 @@ public struct OwnSVIDRotator: Service {
                     publisher.publish(renewed)
                     next = renewed.svid.renewalTime()
                     logger.info("control plane SVID rotated", metadata: [
-                        "tether.svid.serial": "\(renewed.svid.leaf.serialNumber)", "tether.svid.expires": "\(renewed.svid.notAfter.formatted(.iso8601))",
+                        "tether.svid.serial": "\(renewed.svid.leaf.serialNumber.openSSLText)", "tether.svid.expires": "\(renewed.svid.notAfter.formatted(.iso8601))",
                     ])
                 } catch {
                     next = Date() + 1

@@ -22,8 +22,8 @@ struct Run: AsyncParsableCommand {
             """
     )
 
-    @Option(name: .long, help: ArgumentHelp("Data directory (database, secrets key, admin socket).", valueName: "dir"))
-    var dataDir: String = DataDirectory.defaultPath
+    @Option(name: .long, help: ArgumentHelp("Data directory (database, secrets key, admin socket). Default: $TETHER_DATA_DIR, else ./tether-data.", valueName: "dir"))
+    var dataDir: String = ProcessInfo.processInfo.environment["TETHER_DATA_DIR"] ?? DataDirectory.defaultPath
 
     @Option(name: .long, help: ArgumentHelp("Where to serve xDS and SVID renewal (mTLS) to proxies.", valueName: "host:port"))
     var xdsAddress = "127.0.0.1:15012"

@@ -28,7 +28,7 @@ struct TetherControl: AsyncParsableCommand {
 
 /// Where the CLI finds the control plane.
 struct ConnectionOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("The control plane's data directory; its admin socket is inside.", valueName: "dir"))
+    @Option(name: .long, help: ArgumentHelp("The control plane's data directory; its admin socket is inside. Default: $TETHER_DATA_DIR, else ./tether-data.", valueName: "dir"))
     var dataDir: String = ProcessInfo.processInfo.environment["TETHER_DATA_DIR"] ?? DataDirectory.defaultPath
 
     @Option(name: .long, help: ArgumentHelp("The admin socket, if not <data-dir>/admin.sock.", valueName: "path"))

@@ -138,7 +138,7 @@ public struct Proxy: Sendable {
                 configuration: .init(host: configuration.control.host, port: configuration.control.port, node: node, identity: identity),
                 store: store, file: file, metrics: metrics, logger: logger
             ),
-            LocalHTTPServer(address: .tcp(host: configuration.adminHost, port: configuration.adminPort), logger: logger) { request, _ in
+            LocalHTTPServer(name: "admin", address: .tcp(host: configuration.adminHost, port: configuration.adminPort), logger: logger) { request, _ in
                 admin.handle(request)
             },
         ]

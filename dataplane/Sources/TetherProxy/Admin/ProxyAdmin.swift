@@ -90,7 +90,7 @@ public struct ProxyAdmin: Sendable {
             identity: identity.map { publisher in
                 let current = publisher.current
                 return Identity(
-                    spiffeID: current.id.description, serial: current.svid.leaf.serialNumber.description,
+                    spiffeID: current.id.description, serial: current.svid.leaf.serialNumber.openSSLText,
                     notBefore: current.svid.notBefore, notAfter: current.svid.notAfter, trustDomain: current.bundle.trustDomain,
                     x509Authorities: current.bundle.x509Authorities.count, jwtAuthorities: current.bundle.jwtAuthorities.map(\.kid)
                 )

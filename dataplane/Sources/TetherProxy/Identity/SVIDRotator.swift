@@ -35,7 +35,7 @@ struct SVIDRotator: Service {
                     metrics.svidRenewals.increment()
                     next = renewed.svid.renewalTime()
                     logger.info("SVID rotated", metadata: [
-                        "tether.node": "\(renewed.id)", "tether.svid.serial": "\(renewed.svid.leaf.serialNumber)",
+                        "tether.node": "\(renewed.id)", "tether.svid.serial": "\(renewed.svid.leaf.serialNumber.openSSLText)",
                         "tether.svid.expires": "\(renewed.svid.notAfter.formatted(.iso8601))", "tether.svid.next_renewal": "\(next.formatted(.iso8601))",
                     ])
                 } catch is CancellationError {

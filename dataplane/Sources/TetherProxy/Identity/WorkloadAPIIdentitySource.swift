@@ -131,7 +131,7 @@ public final class WorkloadAPIIdentitySource: Service, Sendable {
                 }
                 guard changed else { continue }
                 self.logger.info("SVID rotated by the Workload API endpoint", metadata: [
-                    "tether.node": "\(received.id)", "tether.svid.serial": "\(received.svid.leaf.serialNumber)", "tether.svid.expires": "\(received.svid.notAfter.formatted(.iso8601))",
+                    "tether.node": "\(received.id)", "tether.svid.serial": "\(received.svid.leaf.serialNumber.openSSLText)", "tether.svid.expires": "\(received.svid.notAfter.formatted(.iso8601))",
                 ])
             }
         }

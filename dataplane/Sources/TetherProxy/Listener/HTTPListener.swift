@@ -115,7 +115,10 @@ final class HTTPListener: Service {
             .bind(host: configuration.host, port: configuration.port)
             .get()
         boundAddress.withLock { $0 = server.localAddress }
-        logger.info("listening", metadata: ["tether.listener": "\(configuration.name)", "address": "\(server.localAddress?.description ?? "?")"])
+        logger.info("listening", metadata: [
+            "tether.listener": "\(configuration.name)", "tether.address": "\(server.localAddress?.description ?? "?")",
+            "tether.tls": "\(configuration.tls == nil ? "none (loopback)" : "mtls")",
+        ])
         // At shutdown: stop accepting, close idle connections, let open
         // requests finish (HTTP/2 peers get GOAWAY), for at most the drain
         // time; then close what is left.

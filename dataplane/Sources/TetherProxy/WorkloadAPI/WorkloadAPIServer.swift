@@ -65,7 +65,7 @@ public struct WorkloadAPIServer: Service {
                     server.beginGracefulShutdown()
                     throw ProxyError(.files, "cannot restrict the Workload API socket \(socketPath) to its owner: \(reason)")
                 }
-                logger.info("Workload API listening", metadata: ["tether.workload_api.socket": "\(socketPath)"])
+                logger.info("listening", metadata: ["tether.listener": "workload-api", "tether.address": "\(socketPath)", "tether.tls": "none (Unix socket, 0600)"])
                 bound?(socketPath)
             }
         } onGracefulShutdown: {
