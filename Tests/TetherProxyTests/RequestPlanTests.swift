@@ -119,10 +119,13 @@ struct RequestPlanTests {
         #expect(refusal.verdict == "deny" && refusal.decision?.allowed == false && refusal.message?.target == .tool("delete_repo"))
     }
 
-    @Test func aListingGetsAFilterThatKeepsWhatTheCallerMayUse() throws {
-        let (head, body) = Self.post("/github", method: "tools/list")
-        let filter = try #require(try plan(head, body, to: try outbound(head)).get().listing)
+    @Test func aListingGetsAFilterThatKeepsWhatTheCallerMayUseAndAsksForAReadableAnswer() throws {
+        var (head, body) = Self.post("/github", method: "tools/list")
+        head.headerFields[.acceptEncoding] = "gzip"
+        let plan = try plan(head, body, to: try outbound(head)).get()
+        let filter = try #require(plan.listing)
         #expect(filter.keep(.tool("echo")) && !filter.keep(.tool("delete_repo")))
+        #expect(plan.upstream.headerFields[.acceptEncoding] == nil, "a compressed listing could not be filtered")
     }
 
     @Test func requestsThatAreNoCallAndOtherMethods() throws {

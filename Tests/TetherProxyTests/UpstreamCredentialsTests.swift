@@ -209,7 +209,7 @@ struct UpstreamCredentialsTests {
         let forms = Mutex<[[String: String]]>([])
         let port = Mutex<Int?>(nil)
         let service = LocalHTTPServer(
-            address: .tcp(host: "127.0.0.1", port: 0), logger: Logger(label: "test"),
+            name: "token-service", address: .tcp(host: "127.0.0.1", port: 0), logger: Logger(label: "test"),
             bound: { address in
                 if case .tcp(_, let bound) = address { port.withLock { $0 = bound } }
             },

@@ -34,9 +34,13 @@ public final class SnapshotUpdater: Service, Sendable {
     }
 
     public func run() async throws {
+        // The commits the published snapshot includes: a signal left over
+        // from a burst already built is no reason to build it again.
+        var built = generation.load(ordering: .sequentiallyConsistent)
         try await rebuild()
         await withGracefulShutdownHandler {
             for await _ in signals.cancelOnGracefulShutdown() {
+                guard generation.load(ordering: .sequentiallyConsistent) != built else { continue }
                 let clock = ContinuousClock()
                 let start = clock.now
                 var seen = generation.load(ordering: .sequentiallyConsistent)
@@ -46,8 +50,10 @@ public final class SnapshotUpdater: Service, Sendable {
                     if now == seen || clock.now - start >= maximumDelay { break }
                     seen = now
                 }
+                let target = generation.load(ordering: .sequentiallyConsistent)
                 do {
                     try await rebuild()
+                    built = target
                 } catch {
                     logger.error("snapshot rebuild failed; proxies keep the previous config", metadata: ["error": "\(error)"])
                 }

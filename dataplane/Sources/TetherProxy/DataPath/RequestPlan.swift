@@ -52,6 +52,10 @@ struct RequestPlan: Sendable {
             return .failure(Refusal(.methodNotAllowed, "MCP Streamable HTTP uses POST, GET and DELETE, not \(head.method.rawValue)", headers: allow, verdict: "invalid"))
         }
         plan.upstream = upstreamRequest(head, body: body, to: destination, requestID: requestID, trace: trace)
+        if plan.listing != nil {
+            // A listing is filtered on the way back, so it must come back readable.
+            plan.upstream.headerFields[.acceptEncoding] = nil
+        }
         return .success(plan)
     }
 

@@ -20,6 +20,9 @@ final class ResponseRelay: Sendable {
         case passThrough
         case json(ByteBuffer)
         case events(ServerSentEventParser)
+        /// A listing the proxy cannot read (compressed): answered with an
+        /// error instead; the upstream's body is dropped.
+        case refused
     }
 
     /// The listing method whose result is filtered, and the rule.
@@ -73,6 +76,13 @@ final class ResponseRelay: Sendable {
             state.status = response.status.code
             if let filter, (200..<300).contains(response.status.code), MCPListFilter.isListing(filter.method) {
                 let type = response.headerFields[.contentType]?.lowercased() ?? ""
+                if let encoding = response.headerFields[.contentEncoding], encoding.lowercased() != "identity" {
+                    // Unreadable, so unfilterable: forwarding it would show the agent what it may not use.
+                    let error = MCPProtocolError(.upstreamUnavailable, "the MCP server sent its \(filter.method) answer encoded (\(encoding)); the proxy must filter listings and does not forward one it cannot read")
+                    state.mode = .refused
+                    state.status = error.status
+                    return Array(MCPErrorResponse.parts(error).dropLast())
+                }
                 if type.hasPrefix("application/json") {
                     response.headerFields[.contentLength] = nil
                     state.head = response
@@ -80,6 +90,8 @@ final class ResponseRelay: Sendable {
                     return []
                 }
                 if type.hasPrefix("text/event-stream") {
+                    // Events are rewritten: the length the server announced no longer holds.
+                    response.headerFields[.contentLength] = nil
                     state.mode = .events(ServerSentEventParser())
                 }
             }
@@ -92,6 +104,8 @@ final class ResponseRelay: Sendable {
             case .json(var buffered):
                 buffered.writeBuffer(&chunk)
                 state.mode = .json(buffered)
+                return []
+            case .refused:
                 return []
             case .events(var parser):
                 let events = parser.feed(chunk.readableBytesView)
