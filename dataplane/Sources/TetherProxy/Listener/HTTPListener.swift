@@ -69,12 +69,37 @@ final class HTTPListener: Service {
     }
 
     func run() async throws {
-        let configuration = configuration
-        let (handler, metrics, logger) = (handler, metrics, logger)
         let open = OpenChannels()
-        let overLimit = OccasionalLog(), outOfDescriptors = OccasionalLog()
         let quiesce = ServerQuiescingHelper(group: MultiThreadedEventLoopGroup.singleton)
-        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        let server = try await bootstrap(open: open, quiesce: quiesce).bind(host: configuration.host, port: configuration.port).get()
+        boundAddress.withLock { $0 = server.localAddress }
+        logger.info("listening", metadata: [
+            "tether.listener": "\(configuration.name)", "tether.address": "\(server.localAddress?.description ?? "?")",
+            "tether.tls": "\(configuration.tls == nil ? "none (loopback)" : "mtls")",
+        ])
+        // At shutdown: stop accepting, close idle connections, let open
+        // requests finish (HTTP/2 peers get GOAWAY), for at most the drain
+        // time; then close what is left.
+        try? await gracefulShutdown()
+        let drained = server.eventLoop.makePromise(of: Void.self)
+        quiesce.initiateShutdown(promise: drained)
+        let drainTimeout = configuration.drainTimeout
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { try? await drained.futureResult.get() }
+            group.addTask { try? await Task.sleep(for: drainTimeout) }
+            await group.next()
+            group.cancelAll()
+        }
+        open.closeAll()
+    }
+
+    /// The listening socket: quiescing for shutdown, accepts paused while
+    /// out of descriptors, new connections over the limit closed at once,
+    /// and each accepted one configured by `configure`.
+    func bootstrap(open: OpenChannels, quiesce: ServerQuiescingHelper) -> ServerBootstrap {
+        let (configuration, handler, metrics, logger) = (configuration, handler, metrics, logger)
+        let overLimit = OccasionalLog(), outOfDescriptors = OccasionalLog()
+        return ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(quiesce.makeServerChannelHandler(channel: channel))
@@ -112,26 +137,6 @@ final class HTTPListener: Service {
                     try Self.configure(channel, configuration: configuration, handler: handler, metrics: metrics, logger: logger)
                 }.flatMap { $0 }
             }
-            .bind(host: configuration.host, port: configuration.port)
-            .get()
-        boundAddress.withLock { $0 = server.localAddress }
-        logger.info("listening", metadata: [
-            "tether.listener": "\(configuration.name)", "tether.address": "\(server.localAddress?.description ?? "?")",
-            "tether.tls": "\(configuration.tls == nil ? "none (loopback)" : "mtls")",
-        ])
-        // At shutdown: stop accepting, close idle connections, let open
-        // requests finish (HTTP/2 peers get GOAWAY), for at most the drain
-        // time; then close what is left.
-        try? await gracefulShutdown()
-        let drained = server.eventLoop.makePromise(of: Void.self)
-        quiesce.initiateShutdown(promise: drained)
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { try? await drained.futureResult.get() }
-            group.addTask { try? await Task.sleep(for: configuration.drainTimeout) }
-            await group.next()
-            group.cancelAll()
-        }
-        open.closeAll()
     }
 
     /// The pipeline of an accepted connection: TLS (or the h2c sniffer)
