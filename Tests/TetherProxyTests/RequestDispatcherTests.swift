@@ -80,6 +80,37 @@ struct RequestDispatcherTests {
         #expect(!channel.isActive)
     }
 
+    @Test func aBodySomewhatOverTheLimitIsReadAndDroppedThen413AndTheConnectionStays() throws {
+        var limits = ListenerLimits()
+        limits.maxRequestBody = 100
+        let (channel, _) = try channel(limits)
+        try channel.writeInbound(HTTPRequestPart.head(HTTPRequest(method: .post, scheme: nil, authority: "127.0.0.1", path: "/github")))
+        for _ in 0..<3 { try channel.writeInbound(HTTPRequestPart.body(ByteBuffer(repeating: UInt8(ascii: "a"), count: 100))) }
+        #expect(try channel.readOutbound(as: HTTPResponsePart.self) == nil, "the client may finish its upload first")
+        try channel.writeInbound(HTTPRequestPart.end(nil))
+        let (head, body) = try response(channel)
+        #expect(head.status.code == 413 && code(body) == -32600 && head.headerFields[.connection] == nil)
+        #expect(channel.isActive, "read whole, so the connection can carry the next request")
+    }
+
+    @Test func aBodyFarOverTheLimitIsRefusedAtOnceAndTheConnectionCloses() throws {
+        var limits = ListenerLimits()
+        limits.maxRequestBody = 100
+        // Declared too large: refused on the head.
+        let (declared, _) = try channel(limits)
+        var head = HTTPRequest(method: .post, scheme: nil, authority: "127.0.0.1", path: "/github")
+        head.headerFields[.contentLength] = "1000"
+        try declared.writeInbound(HTTPRequestPart.head(head))
+        #expect(try response(declared).head.status.code == 413)
+        #expect(!declared.isActive)
+        // Sent too large without a declaration: refused once past four times the limit.
+        let (sent, _) = try channel(limits)
+        try sent.writeInbound(HTTPRequestPart.head(HTTPRequest(method: .post, scheme: nil, authority: "127.0.0.1", path: "/github")))
+        for _ in 0..<5 { try sent.writeInbound(HTTPRequestPart.body(ByteBuffer(repeating: UInt8(ascii: "a"), count: 100))) }
+        #expect(try response(sent).head.status.code == 413)
+        #expect(!sent.isActive)
+    }
+
     @Test func theHeaderListSizeIsHTTP2sMeasure() {
         var request = HTTPRequest(method: .post, scheme: "https", authority: "github", path: "/mcp")
         request.headerFields[.contentType] = "application/json"
