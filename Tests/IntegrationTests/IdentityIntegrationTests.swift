@@ -61,7 +61,7 @@ struct IdentityIntegrationTests {
         #expect(try await proxy.allVersions()["TrustBundle/example.org"] != nil)
         // The config dump shows the identity's public facts, never its key.
         let dumped = try #require(try await proxy.configDump()["identity"] as? [String: Any])
-        #expect(dumped["spiffeID"] as? String == triage && dumped["serial"] as? String == svid?.svid.leaf.serialNumber.description)
+        #expect(dumped["spiffeID"] as? String == triage && dumped["serial"] as? String == svid?.svid.leaf.serialNumber.openSSLText)
         #expect(!(try await proxy.get("/config_dump").body).contains("PRIVATE KEY"))
         // Prometheus metrics on the admin port: SVID expiry, connection, config updates.
         let metrics = try await proxy.get("/metrics").body

@@ -89,7 +89,7 @@ struct IdentityServiceTests {
         #expect(bytes.range(of: Data(token.utf8)) == nil)
         #expect(bytes.range(of: Data(String(token.dropFirst(4)).utf8)) == nil)
         let serials = try await plane.store.pool.read { db in try String.fetchAll(db, sql: "SELECT serial FROM issued_certificates") }
-        #expect(serials == [result.svid.serialNumber.description])
+        #expect(serials == [result.svid.serialNumber.openSSLText])
     }
 
     @Test func tokensAreOnlyForWorkloadsOfTheTrustDomain() async throws {
