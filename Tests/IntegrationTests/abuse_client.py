@@ -113,7 +113,9 @@ def h2_oversized(args):
 def idle(args):
     sockets = []
     for _ in range(args.count):
-        s = socket.create_connection(("127.0.0.1", args.port), timeout=10)
+        # From 127.0.0.2: thousands of client ports on 127.0.0.1 would take the
+        # ports other tests running alongside have picked to listen on there.
+        s = socket.create_connection(("127.0.0.1", args.port), timeout=10, source_address=("127.0.0.2", 0))
         s.setblocking(False)
         sockets.append(s)
     opened = time.monotonic()
