@@ -16,7 +16,7 @@ struct IdentityServiceTests {
         return IdentityService(ca: ca, jwtIssuer: issuer, store: plane.store, svidTTL: 3600)
     }
 
-    func csr(for id: SPIFFEID?) throws -> [UInt8] {
+    func csr(for id: SPIFFEID?) async throws -> [UInt8] {
         let key = P256.Signing.PrivateKey()
         let extensions = try Certificate.Extensions {
             if let id { SubjectAlternativeNames([.uniformResourceIdentifier(id.description)]) }
@@ -33,16 +33,16 @@ struct IdentityServiceTests {
     @Test func aTokenIsRedeemedOnceForAnSVIDOfItsIdentity() async throws {
         let plane = try TestControlPlane()
         let identity = try await service(plane)
-        let (token, expiresAt) = try identity.createJoinToken(for: triage, ttl: 600, author: "test")
+        let (token, expiresAt) = try await identity.createJoinToken(for: triage, ttl: 600, author: "test")
         #expect(token.hasPrefix("tjt."))
         #expect(expiresAt > Date())
-        let result = try identity.join(token: token, csrDER: try csr(for: triage))
+        let result = try await identity.join(token: token, csrDER: try csr(for: triage))
         #expect(try SVIDValidator.spiffeID(of: result.svid).get() == triage)
         #expect(result.bundle.x509Authorities == [identity.ca.certificate])
 
         // Replay: refused.
         #expect(throws: ControlPlaneError.self) { try identity.join(token: token, csrDER: try csr(for: triage)) }
-        do { _ = try identity.join(token: token, csrDER: try csr(for: triage)) } catch let error as ControlPlaneError {
+        do { _ = try await identity.join(token: token, csrDER: try csr(for: triage)) } catch let error as ControlPlaneError {
             #expect(error.code == .permissionDenied)
             #expect(error.message.contains("already used"))
         }
@@ -51,15 +51,15 @@ struct IdentityServiceTests {
     @Test func anExpiredTokenIsRefusedAndConsumed() async throws {
         let plane = try TestControlPlane()
         let identity = try await service(plane)
-        let (token, _) = try identity.createJoinToken(for: triage, ttl: 1, author: "test", now: Date() - 60)
+        let (token, _) = try await identity.createJoinToken(for: triage, ttl: 1, author: "test", now: Date() - 60)
         do {
-            _ = try identity.join(token: token, csrDER: try csr(for: triage))
+            _ = try await identity.join(token: token, csrDER: try csr(for: triage))
             Issue.record("an expired token was accepted")
         } catch let error as ControlPlaneError {
             #expect(error.message.contains("expired"))
         }
         do {
-            _ = try identity.join(token: token, csrDER: try csr(for: triage))
+            _ = try await identity.join(token: token, csrDER: try csr(for: triage))
             Issue.record("an expired token was accepted")
         } catch let error as ControlPlaneError {
             #expect(error.message.contains("already used"))
@@ -69,9 +69,9 @@ struct IdentityServiceTests {
     @Test func aCSRForAnotherIdentityIsRefusedAndTheTokenIsSpent() async throws {
         let plane = try TestControlPlane()
         let identity = try await service(plane)
-        let (token, _) = try identity.createJoinToken(for: triage, author: "test")
+        let (token, _) = try await identity.createJoinToken(for: triage, author: "test")
         do {
-            _ = try identity.join(token: token, csrDER: try csr(for: try SPIFFEID("spiffe://example.org/agent/admin")))
+            _ = try await identity.join(token: token, csrDER: try csr(for: try SPIFFEID("spiffe://example.org/agent/admin")))
             Issue.record("a CSR for another identity was accepted")
         } catch let error as ControlPlaneError {
             #expect(error.code == .permissionDenied)
@@ -83,8 +83,8 @@ struct IdentityServiceTests {
     @Test func tokensAreStoredOnlyAsHashesAndIssuedCertificatesAreRecorded() async throws {
         let plane = try TestControlPlane()
         let identity = try await service(plane)
-        let (token, _) = try identity.createJoinToken(for: triage, author: "test")
-        let result = try identity.join(token: token, csrDER: try csr(for: nil))
+        let (token, _) = try await identity.createJoinToken(for: triage, author: "test")
+        let result = try await identity.join(token: token, csrDER: try csr(for: nil))
         let bytes = plane.databaseBytes()
         #expect(bytes.range(of: Data(token.utf8)) == nil)
         #expect(bytes.range(of: Data(String(token.dropFirst(4)).utf8)) == nil)
@@ -105,7 +105,7 @@ struct IdentityServiceTests {
         let first = try CAFiles.loadOrCreate(in: plane.directory, trustDomain: "example.org")
         let again = try CAFiles.loadOrCreate(in: plane.directory, trustDomain: "example.org")
         #expect(first.certificate == again.certificate)
-        #expect(try permissions(plane.path + "/ca.key") == 0o600)
+        await #expect(try permissions(plane.path + "/ca.key") == 0o600)
         #expect(throws: ControlPlaneError.self) { try CAFiles.loadOrCreate(in: plane.directory, trustDomain: "other.org") }
         // An operator-provided CA is used as given.
         let operatorCA = try TrustDomainCA.generate(trustDomain: "corp.example")
@@ -119,18 +119,18 @@ struct IdentityServiceTests {
     @Test func aRevokedIdentityGetsNothingUntilUnrevokedAndItIsDurable() async throws {
         let plane = try TestControlPlane()
         let identity = try await service(plane)
-        let (token, _) = try identity.createJoinToken(for: triage, author: "test")
-        try identity.setRevoked(triage, revoked: true, author: "test", reason: "lost laptop")
+        let (token, _) = try await identity.createJoinToken(for: triage, author: "test")
+        try await identity.setRevoked(triage, revoked: true, author: "test", reason: "lost laptop")
         #expect(identity.revoked.current == [triage])
         #expect(throws: ControlPlaneError.self) { try identity.join(token: token, csrDER: try csr(for: nil)) }
         #expect(throws: ControlPlaneError.self) { try identity.renew(csrDER: try csr(for: triage), for: triage) }
         #expect(throws: ControlPlaneError.self) { try identity.createJoinToken(for: triage, author: "test") }
         await #expect(throws: ControlPlaneError.self) { try await identity.mintJWTSVID(for: triage, audience: ["x"]) }
-        let stored = try identity.revokedIdentities()
+        let stored = try await identity.revokedIdentities()
         #expect(stored.map(\.spiffeID) == [triage.description] && stored.first?.reason == "lost laptop" && stored.first?.revokedBy == "test")
 
-        try identity.setRevoked(triage, revoked: false, author: "test", reason: nil)
+        try await identity.setRevoked(triage, revoked: false, author: "test", reason: nil)
         #expect(identity.revoked.current.isEmpty)
-        _ = try identity.renew(csrDER: try csr(for: triage), for: triage)
+        _ = try await identity.renew(csrDER: try csr(for: triage), for: triage)
     }
 }

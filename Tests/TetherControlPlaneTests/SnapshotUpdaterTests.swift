@@ -24,19 +24,19 @@ struct SnapshotUpdaterTests {
 
         init(_ base: SQLiteConfigStore) { self.base = base }
 
-        func currentState() throws(ControlPlaneError) -> StoreState {
+        func currentState() async throws(ControlPlaneError) -> StoreState {
             reads.add(1, ordering: .sequentiallyConsistent)
             if failing.load(ordering: .sequentiallyConsistent) { throw ControlPlaneError(.storage, "the test store is failing") }
-            return try base.currentState()
+            return try await base.currentState()
         }
 
-        func state(at revision: Int64) throws(ControlPlaneError) -> StoreState { try base.state(at: revision) }
-        func revisions(limit: Int) throws(ControlPlaneError) -> [Revision] { try base.revisions(limit: limit) }
+        func state(at revision: Int64) async throws(ControlPlaneError) -> StoreState { try await base.state(at: revision) }
+        func revisions(limit: Int) async throws(ControlPlaneError) -> [Revision] { try await base.revisions(limit: limit) }
         func commit(
             author: String, operation: Revision.Operation, rollbackTo: Int64?,
-            _ plan: (StoreState) throws(ControlPlaneError) -> [ResourceID: Resource?]
-        ) throws(ControlPlaneError) -> CommitResult {
-            try base.commit(author: author, operation: operation, rollbackTo: rollbackTo, plan)
+            _ plan: @escaping CommitPlan
+        ) async throws(ControlPlaneError) -> CommitResult {
+            try await base.commit(author: author, operation: operation, rollbackTo: rollbackTo, plan)
         }
 
         var rebuilds: Int { reads.load(ordering: .sequentiallyConsistent) }
@@ -60,9 +60,9 @@ struct SnapshotUpdaterTests {
         let subscriber = Subscriber()
         private var tasks: [Task<Void, Never>] = []
 
-        init(quiet: Duration, maximumDelay: Duration, before: (TestControlPlane) throws -> Void = { _ in }) throws {
+        init(quiet: Duration, maximumDelay: Duration, before: (TestControlPlane) async throws -> Void = { _ in }) async throws {
             plane = try TestControlPlane()
-            try before(plane)
+            try await before(plane)
             store = CountingStore(plane.store)
             updater = SnapshotUpdater(
                 builder: SnapshotBuilder(store: store, secrets: plane.secrets), publisher: publisher, logger: Logger(label: "test"),
@@ -77,13 +77,13 @@ struct SnapshotUpdaterTests {
         }
 
         /// Applies one change and tells the updater, as the control plane's commit hook does.
-        func commit(_ timeout: String) throws {
-            let text = try exampleMesh().replacingOccurrences(of: "timeout: 30s", with: "timeout: \(timeout)")
-            _ = try plane.apply(text)
+        func commit(_ timeout: String) async throws {
+            let text = try await exampleMesh().replacingOccurrences(of: "timeout: 30s", with: "timeout: \(timeout)")
+            _ = try await plane.apply(text)
             updater.committed()
         }
 
-        var revision: Int64 { (try? plane.store.currentState().revision) ?? -1 }
+        var revision: Int64 { get async { (try? await plane.store.currentState().revision) ?? -1 } }
 
         /// Cancels the updater's task.
         func stop() { tasks.last?.cancel() }
@@ -102,8 +102,8 @@ struct SnapshotUpdaterTests {
     }
 
     @Test func itPublishesTheStoredStateAtStartAndEachNewRevision() async throws {
-        let running = try Running(quiet: .milliseconds(50), maximumDelay: .seconds(1)) { plane in
-            _ = try plane.apply(try exampleMesh())
+        let running = try await Running(quiet: .milliseconds(50), maximumDelay: .seconds(1)) { plane in
+            _ = try await plane.apply(try exampleMesh())
         }
         #expect(try await eventually { running.publisher.current.revision == 1 })
         let first = running.publisher.current
@@ -117,7 +117,7 @@ struct SnapshotUpdaterTests {
         }
         #expect(value.hasPrefix("github_pat_"))
 
-        try running.commit("45s")
+        try await running.commit("45s")
         #expect(try await eventually { running.publisher.current.revision == 2 })
         let second = running.publisher.current
         let route = ResourceID(.route, "github")
@@ -129,21 +129,21 @@ struct SnapshotUpdaterTests {
     }
 
     @Test func nothingIsRebuiltWithoutACommit() async throws {
-        let running = try Running(quiet: .milliseconds(20), maximumDelay: .milliseconds(100))
+        let running = try await Running(quiet: .milliseconds(20), maximumDelay: .milliseconds(100))
         #expect(try await eventually { running.store.rebuilds == 1 })
         try await Task.sleep(for: .milliseconds(300))
         #expect(running.store.rebuilds == 1)
     }
 
     @Test func aBurstOfCommitsBecomesOneRebuildOfTheLastRevision() async throws {
-        let running = try Running(quiet: .seconds(1), maximumDelay: .seconds(20))
+        let running = try await Running(quiet: .seconds(1), maximumDelay: .seconds(20))
         #expect(try await eventually { running.store.rebuilds == 1 })
         // Five commits, each well within `quiet` of the one before.
         for timeout in ["31s", "32s", "33s", "34s", "35s"] {
-            try running.commit(timeout)
+            try await running.commit(timeout)
             try await Task.sleep(for: .milliseconds(50))
         }
-        #expect(running.revision == 5)
+        await #expect(running.revision == 5)
         #expect(try await eventually { running.publisher.current.revision == 5 })
         // Nothing in between was built: the burst was one rebuild.
         #expect(running.store.rebuilds == 2)
@@ -155,7 +155,7 @@ struct SnapshotUpdaterTests {
     }
 
     @Test func aSteadyStreamOfCommitsStillPublishesWithinTheMaximumDelay() async throws {
-        let running = try Running(quiet: .milliseconds(400), maximumDelay: .milliseconds(800))
+        let running = try await Running(quiet: .milliseconds(400), maximumDelay: .milliseconds(800))
         #expect(try await eventually { running.store.rebuilds == 1 })
         // A commit every 100 ms for 5 s: never `quiet` for 400 ms (5 s, not 1: a loaded
         // 2-core CI machine must still get a rebuild in while the commits keep coming).
@@ -165,11 +165,11 @@ struct SnapshotUpdaterTests {
         var index = 0
         while clock.now - start < .seconds(5) {
             index += 1
-            try running.commit("\(31 + index)s")
+            try await running.commit("\(31 + index)s")
             published = max(published, running.publisher.current.revision)
             try await Task.sleep(for: .milliseconds(100))
         }
-        let last = running.revision
+        let last = await running.revision
         #expect(published > 0, "something was published while the commits kept coming")
         // The newest revision is the one left published, and none went backwards.
         #expect(try await eventually { running.publisher.current.revision == last })
@@ -178,23 +178,23 @@ struct SnapshotUpdaterTests {
     }
 
     @Test func aFailedRebuildKeepsThePreviousSnapshotUntilTheNextCommit() async throws {
-        let running = try Running(quiet: .milliseconds(30), maximumDelay: .milliseconds(300)) { plane in
-            _ = try plane.apply(try exampleMesh())
+        let running = try await Running(quiet: .milliseconds(30), maximumDelay: .milliseconds(300)) { plane in
+            _ = try await plane.apply(try exampleMesh())
         }
         #expect(try await eventually { running.publisher.current.revision == 1 })
         running.store.failing.store(true, ordering: .sequentiallyConsistent)
-        try running.commit("45s")
+        try await running.commit("45s")
         #expect(try await eventually { running.store.rebuilds >= 2 })
         try await Task.sleep(for: .milliseconds(200))
         #expect(running.publisher.current.revision == 1 && running.publisher.current.resources.count == 7)
 
         running.store.failing.store(false, ordering: .sequentiallyConsistent)
-        try running.commit("46s")
+        try await running.commit("46s")
         #expect(try await eventually { running.publisher.current.revision == 3 })
     }
 
     @Test func stoppingClosesThePublisher() async throws {
-        let running = try Running(quiet: .milliseconds(20), maximumDelay: .milliseconds(100))
+        let running = try await Running(quiet: .milliseconds(20), maximumDelay: .milliseconds(100))
         #expect(try await eventually { running.store.rebuilds == 1 })
         #expect(!running.subscriber.hasEnded)
         running.stop()

@@ -23,8 +23,8 @@ final class TestControlPlane {
     }
 
     @discardableResult
-    func apply(_ text: String, name: String = "test.yaml", dryRun: Bool = false, author: String = "test") throws -> AdminProtocol.ChangeResponse {
-        try manager.apply(AdminProtocol.ApplyRequest(sources: [ConfigSource(name: name, text: text)], dryRun: dryRun), author: author)
+    func apply(_ text: String, name: String = "test.yaml", dryRun: Bool = false, author: String = "test") async throws -> AdminProtocol.ChangeResponse {
+        try await manager.apply(AdminProtocol.ApplyRequest(sources: [ConfigSource(name: name, text: text)], dryRun: dryRun), author: author)
     }
 
     /// Every resource's canonical JSON, as stored (credentials sealed).
@@ -42,7 +42,7 @@ final class TestControlPlane {
 
 let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-func exampleMesh() throws -> String {
+func exampleMesh() async throws -> String {
     try String(contentsOf: repositoryRoot.appendingPathComponent("examples/mesh.yaml"), encoding: .utf8)
 }
 

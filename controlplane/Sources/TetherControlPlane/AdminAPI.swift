@@ -5,8 +5,8 @@ import TetherIdentity
 import TetherXDS
 
 /// Routes admin requests to the config manager. Transport-neutral: the Unix
-/// socket server feeds it today; a remote endpoint would authenticate the
-/// caller, then feed it the same requests with that identity as `author`.
+/// socket server and the remote mTLS endpoint authenticate the caller, then
+/// feed it the same requests with that identity as `author`.
 ///
 /// Endpoints (all JSON):
 /// `GET /v1/status`, `GET /v1/resources?kind=&name=`, `GET /v1/revisions?limit=`, `GET /v1/proxies`, `POST /v1/tokens`,
@@ -16,22 +16,21 @@ public struct AdminAPI: Sendable {
     public let manager: ConfigManager
     public let identity: IdentityService
     public let dataDirectory: String
-    public let proxies: ProxyRegistry
+    public let proxies: any ProxyDirectory
 
-    public init(manager: ConfigManager, identity: IdentityService, dataDirectory: String, proxies: ProxyRegistry) {
+    public init(manager: ConfigManager, identity: IdentityService, dataDirectory: String, proxies: any ProxyDirectory) {
         self.manager = manager
         self.identity = identity
         self.dataDirectory = dataDirectory
         self.proxies = proxies
     }
 
-    /// Handles one request. Blocking (it reads and writes the database): call
-    /// it off the event loops.
-    public func handle(_ request: AdminRequest, author: String) -> AdminResponse {
+    /// Handles one request.
+    public func handle(_ request: AdminRequest, author: String) async -> AdminResponse {
         do throws(ControlPlaneError) {
             switch (request.method, request.path) {
             case ("GET", "/v1/status"):
-                return ok(try manager.status(dataDirectory: dataDirectory))
+                return ok(try await manager.status(dataDirectory: dataDirectory))
             case ("GET", "/v1/resources"):
                 var kind: ResourceKind?
                 if let name = request.query["kind"] {
@@ -40,14 +39,14 @@ public struct AdminAPI: Sendable {
                     }
                     kind = parsed
                 }
-                return ok(try manager.get(kind: kind, name: request.query["name"]))
+                return ok(try await manager.get(kind: kind, name: request.query["name"]))
             case ("POST", "/v1/tokens"):
                 let request: AdminProtocol.TokenRequest = try decode(request.body)
                 let id: SPIFFEID
                 do { id = try SPIFFEID(request.spiffeID) } catch {
                     throw ControlPlaneError(.badRequest, "\(request.spiffeID) is not a SPIFFE ID: it \(error.reason)")
                 }
-                let created = try identity.createJoinToken(for: id, ttl: request.ttlSeconds, author: author)
+                let created = try await identity.createJoinToken(for: id, ttl: request.ttlSeconds, author: author)
                 return ok(AdminProtocol.TokenResponse(token: created.token, spiffeID: id.description, expiresAt: created.expiresAt, caHash: identity.caHash))
             case ("POST", "/v1/revocations"):
                 let body: AdminProtocol.RevocationRequest = try decode(request.body)
@@ -55,29 +54,29 @@ public struct AdminAPI: Sendable {
                 do { id = try SPIFFEID(body.spiffeID) } catch {
                     throw ControlPlaneError(.badRequest, "\(body.spiffeID) is not a SPIFFE ID: it \(error.reason)")
                 }
-                try identity.setRevoked(id, revoked: body.revoked, author: author, reason: body.reason)
-                return ok(AdminProtocol.RevocationsResponse(revoked: try identity.revokedIdentities()))
+                try await identity.setRevoked(id, revoked: body.revoked, author: author, reason: body.reason)
+                return ok(AdminProtocol.RevocationsResponse(revoked: try await identity.revokedIdentities()))
             case ("GET", "/v1/bundle"):
                 let bundle = identity.bundle
                 let pem = bundle.x509Authorities.map { (try? $0.serializeAsPEM().pemString) ?? "" }.joined(separator: "\n") + "\n"
                 return ok(AdminProtocol.BundleResponse(trustDomain: bundle.trustDomain, spiffeBundle: bundle.spiffeBundleJSON, pem: pem, caHash: identity.caHash))
             case ("GET", "/v1/revocations"):
-                return ok(AdminProtocol.RevocationsResponse(revoked: try identity.revokedIdentities()))
+                return ok(AdminProtocol.RevocationsResponse(revoked: try await identity.revokedIdentities()))
             case ("POST", "/v1/explain"):
-                return ok(try manager.explain(try decode(request.body)))
+                return ok(try await manager.explain(try decode(request.body)))
             case ("GET", "/v1/proxies"):
-                return ok(AdminProtocol.ProxiesResponse(proxies: proxies.all))
+                return ok(AdminProtocol.ProxiesResponse(proxies: try await proxies.all()))
             case ("GET", "/v1/revisions"):
                 let limit = request.query["limit"].flatMap(Int.init) ?? 50
-                return ok(try manager.history(limit: max(1, min(limit, 10_000))))
+                return ok(try await manager.history(limit: max(1, min(limit, 10_000))))
             case ("POST", "/v1/apply"):
-                return ok(try manager.apply(try decode(request.body), author: author))
+                return ok(try await manager.apply(try decode(request.body), author: author))
             case ("POST", "/v1/diff"):
-                return ok(try manager.diff(try decode(request.body)))
+                return ok(try await manager.diff(try decode(request.body)))
             case ("POST", "/v1/delete"):
-                return ok(try manager.delete(try decode(request.body), author: author))
+                return ok(try await manager.delete(try decode(request.body), author: author))
             case ("POST", "/v1/rollback"):
-                return ok(try manager.rollback(try decode(request.body), author: author))
+                return ok(try await manager.rollback(try decode(request.body), author: author))
             default:
                 throw ControlPlaneError(.notFound, "no admin endpoint \(request.method) \(request.path); the CLI and control plane may be different versions")
             }

@@ -22,23 +22,24 @@ public struct ConfigManager: Sendable {
     }
 
     @discardableResult
-    public func apply(_ request: AdminProtocol.ApplyRequest, author: String) throws(ControlPlaneError) -> AdminProtocol.ChangeResponse {
+    public func apply(_ request: AdminProtocol.ApplyRequest, author: String) async throws(ControlPlaneError) -> AdminProtocol.ChangeResponse {
         let parsed = try parse(request.sources)
         guard !parsed.isEmpty else {
             throw ControlPlaneError(.badRequest, "the input defines no resources; nothing was changed")
         }
-        return try change(author: author, operation: .apply, dryRun: request.dryRun) { current throws(ControlPlaneError) in
-            try plan(applying: parsed, over: current)
+        let manager = self
+        return try await change(author: author, operation: .apply, dryRun: request.dryRun) { current throws(ControlPlaneError) in
+            try manager.plan(applying: parsed, over: current)
         }
     }
 
     @discardableResult
-    public func delete(_ request: AdminProtocol.DeleteRequest, author: String) throws(ControlPlaneError) -> AdminProtocol.ChangeResponse {
+    public func delete(_ request: AdminProtocol.DeleteRequest, author: String) async throws(ControlPlaneError) -> AdminProtocol.ChangeResponse {
         let ids = try request.ids + parse(request.sources).map(\.resource.id)
         guard !ids.isEmpty else {
             throw ControlPlaneError(.badRequest, "name the resources to delete (KIND NAME, or -f FILE)")
         }
-        return try change(author: author, operation: .delete, dryRun: request.dryRun) { current throws(ControlPlaneError) in
+        return try await change(author: author, operation: .delete, dryRun: request.dryRun) { current throws(ControlPlaneError) in
             let missing = ids.filter { current.resources[$0] == nil }
             guard missing.isEmpty else {
                 throw ControlPlaneError(.notFound, "\(missing.map(\.description).joined(separator: ", ")) not found; nothing was deleted")
@@ -50,9 +51,9 @@ public struct ConfigManager: Sendable {
     }
 
     @discardableResult
-    public func rollback(_ request: AdminProtocol.RollbackRequest, author: String) throws(ControlPlaneError) -> AdminProtocol.ChangeResponse {
-        let target = try store.state(at: request.revision)
-        return try change(author: author, operation: .rollback, rollbackTo: request.revision, dryRun: request.dryRun) { current in
+    public func rollback(_ request: AdminProtocol.RollbackRequest, author: String) async throws(ControlPlaneError) -> AdminProtocol.ChangeResponse {
+        let target = try await store.state(at: request.revision)
+        return try await change(author: author, operation: .rollback, rollbackTo: request.revision, dryRun: request.dryRun) { current in
             var desired: [ResourceID: Resource?] = [:]
             for id in Set(current.resources.keys).union(target.resources.keys) {
                 desired[id] = target.resources[id]
@@ -61,8 +62,8 @@ public struct ConfigManager: Sendable {
         }
     }
 
-    public func get(kind: ResourceKind?, name: String?) throws(ControlPlaneError) -> AdminProtocol.GetResponse {
-        let state = try store.currentState()
+    public func get(kind: ResourceKind?, name: String?) async throws(ControlPlaneError) -> AdminProtocol.GetResponse {
+        let state = try await store.currentState()
         var selected = state.resources.values.filter { kind == nil || $0.kind == kind }
         if let name {
             selected = selected.filter { $0.metadata.name == name }
@@ -79,7 +80,7 @@ public struct ConfigManager: Sendable {
 
     /// The decision the proxies would make for a call, on the stored
     /// config, by the same `AuthorizationEngine`.
-    public func explain(_ request: AdminProtocol.ExplainRequest) throws(ControlPlaneError) -> AdminProtocol.ExplainResponse {
+    public func explain(_ request: AdminProtocol.ExplainRequest) async throws(ControlPlaneError) -> AdminProtocol.ExplainResponse {
         func id(_ text: String, _ field: String) throws(ControlPlaneError) -> SPIFFEID {
             do { return try SPIFFEID(text) } catch {
                 throw ControlPlaneError(.badRequest, "\(field) \(text) is not a SPIFFE ID: it \(error.reason)")
@@ -95,15 +96,15 @@ public struct ConfigManager: Sendable {
         guard AuthorizationPolicySpec.knownMethods.contains(request.method) else {
             throw ControlPlaneError(.badRequest, "--method \(request.method) is not an MCP method; e.g. tools/call, tools/list, resources/read, prompts/get")
         }
-        let state = try store.currentState()
+        let state = try await store.currentState()
         let call = MCPCall(agent: agent, claims: request.claims, actors: actors, method: request.method, target: targets.first)
         let decision = AuthorizationEngine(resources: state.resources.values).decide(call, in: .route(request.route))
         return AdminProtocol.ExplainResponse(revision: state.revision, decision: decision)
     }
 
-    public func diff(_ request: AdminProtocol.ApplyRequest) throws(ControlPlaneError) -> AdminProtocol.DiffResponse {
+    public func diff(_ request: AdminProtocol.ApplyRequest) async throws(ControlPlaneError) -> AdminProtocol.DiffResponse {
         let parsed = try parse(request.sources)
-        let current = try store.currentState()
+        let current = try await store.currentState()
         let desired = try plan(applying: parsed, over: current)
         var entries: [AdminProtocol.DiffEntry] = []
         for (id, proposed) in desired.sorted(by: { $0.key < $1.key }) {
@@ -123,12 +124,12 @@ public struct ConfigManager: Sendable {
         return AdminProtocol.DiffResponse(revision: current.revision, entries: entries)
     }
 
-    public func history(limit: Int) throws(ControlPlaneError) -> AdminProtocol.HistoryResponse {
-        AdminProtocol.HistoryResponse(revisions: try store.revisions(limit: limit))
+    public func history(limit: Int) async throws(ControlPlaneError) -> AdminProtocol.HistoryResponse {
+        AdminProtocol.HistoryResponse(revisions: try await store.revisions(limit: limit))
     }
 
-    public func status(dataDirectory: String) throws(ControlPlaneError) -> AdminProtocol.StatusResponse {
-        let state = try store.currentState()
+    public func status(dataDirectory: String) async throws(ControlPlaneError) -> AdminProtocol.StatusResponse {
+        let state = try await store.currentState()
         return AdminProtocol.StatusResponse(revision: state.revision, resources: state.resources.count, dataDirectory: dataDirectory)
     }
 
@@ -147,10 +148,10 @@ public struct ConfigManager: Sendable {
         operation: Revision.Operation,
         rollbackTo: Int64? = nil,
         dryRun: Bool,
-        _ plan: (StoreState) throws(ControlPlaneError) -> [ResourceID: Resource?]
-    ) throws(ControlPlaneError) -> AdminProtocol.ChangeResponse {
+        _ plan: @escaping CommitPlan
+    ) async throws(ControlPlaneError) -> AdminProtocol.ChangeResponse {
         if dryRun {
-            let current = try store.currentState()
+            let current = try await store.currentState()
             let desired = try plan(current)
             let changes = desired.sorted(by: { $0.key < $1.key }).compactMap { id, resource -> Change? in
                 switch (current.resources[id], resource) {
@@ -162,7 +163,7 @@ public struct ConfigManager: Sendable {
             }
             return AdminProtocol.ChangeResponse(revision: nil, dryRun: true, changes: changes)
         }
-        let result = try store.commit(author: author, operation: operation, rollbackTo: rollbackTo, plan)
+        let result = try await store.commit(author: author, operation: operation, rollbackTo: rollbackTo, plan)
         if let revision = result.revision { onCommit(revision) }
         return AdminProtocol.ChangeResponse(revision: result.revision, dryRun: false, changes: result.changes)
     }

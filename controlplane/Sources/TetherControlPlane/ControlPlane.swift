@@ -81,7 +81,7 @@ public struct ControlPlane: Sendable {
         }
         identity = IdentityService(
             ca: ca, jwtIssuer: jwtIssuer, store: store, svidTTL: configuration.svidTTL, additionalAuthorities: configuration.additionalAuthorities,
-            revoked: Set(try store.revokedIdentities().compactMap { try? SPIFFEID($0.spiffeID) })
+            revoked: Set(try await store.revokedIdentities().compactMap { try? SPIFFEID($0.spiffeID) })
         )
         let publisher = SnapshotPublisher(.empty)
         let updater = SnapshotUpdater(builder: SnapshotBuilder(store: store, secrets: secrets, published: [identity.bundleResource]), publisher: publisher, logger: logger)
@@ -89,11 +89,7 @@ public struct ControlPlane: Sendable {
         let registry = ProxyRegistry()
         let api = AdminAPI(manager: manager, identity: identity, dataDirectory: directory.path, proxies: registry)
         let admin = LocalHTTPServer(name: "admin", address: .unixSocket(directory.adminSocketPath), logger: logger) { request, caller in
-            do {
-                return try await NIOThreadPool.singleton.runIfActive { api.handle(request, author: caller) }
-            } catch {
-                return AdminResponse(status: 503, body: Data(#"{"code":"unavailable","message":"the control plane is shutting down","diagnostics":[]}"#.utf8))
-            }
+            await api.handle(request, author: caller)
         }
         // ServiceGroup stops services in reverse order: xDS streams first,
         // then snapshot updates, and the admin API last.
@@ -104,7 +100,7 @@ public struct ControlPlane: Sendable {
         }
         switch configuration.listeners {
         case .mTLS(let xdsAddress, let bootstrapAddress):
-            let own = try OwnSVIDRotator(identity: identity, logger: logger)
+            let own = try await OwnSVIDRotator(identity: identity, logger: logger)
             let trustDomain = ca.trustDomain
             let revoked = identity.revoked
             let verifier = SPIFFEPeerVerifier(role: "xds-server", logger: logger, bundle: { own.publisher.current.bundle }) { id in

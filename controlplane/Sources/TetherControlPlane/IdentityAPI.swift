@@ -1,7 +1,6 @@
 import Foundation
 import GRPCCore
 import Logging
-import NIOPosix
 import TetherCore
 import TetherIdentity
 import TetherMeshIdentity
@@ -24,7 +23,7 @@ public struct BootstrapAPI: Tether_Identity_V1_Bootstrap.SimpleServiceProtocol {
         guard !request.joinToken.isEmpty else {
             throw RPCError(code: .invalidArgument, message: "join_token is empty; create one with tether-control token create")
         }
-        let result = try await blocking { () throws(ControlPlaneError) in try identity.join(token: request.joinToken, csrDER: Array(request.csr)) }
+        let result = try await rpc { () async throws(ControlPlaneError) in try await identity.join(token: request.joinToken, csrDER: Array(request.csr)) }
         let id = (try? SVIDValidator.spiffeID(of: result.svid).get())?.description ?? ""
         logger.info("proxy joined", metadata: ["tether.node": "\(id)", "tether.svid.serial": "\(result.svid.serialNumber.openSSLText)", "tether.peer": "\(context.remotePeer)"])
         return .init(result)
@@ -45,7 +44,7 @@ public struct IdentityAPI: Tether_Identity_V1_Identity.SimpleServiceProtocol {
 
     public func renewX509SVID(request: Tether_Identity_V1_RenewX509SVIDRequest, context: ServerContext) async throws -> Tether_Identity_V1_X509SVIDResponse {
         let peer = try context.requirePeer()
-        let result = try await blocking { () throws(ControlPlaneError) in try identity.renew(csrDER: Array(request.csr), for: peer) }
+        let result = try await rpc { () async throws(ControlPlaneError) in try await identity.renew(csrDER: Array(request.csr), for: peer) }
         logger.info("SVID renewed", metadata: ["tether.node": "\(peer)", "tether.svid.serial": "\(result.svid.serialNumber.openSSLText)"])
         return .init(result)
     }
@@ -89,17 +88,13 @@ extension RPCError {
     }
 }
 
-/// Runs a SQLite-backed call off the gRPC event loops.
-func blocking<T: Sendable>(_ body: @escaping @Sendable () throws(ControlPlaneError) -> T) async throws(RPCError) -> T {
-    let outcome: Result<T, ControlPlaneError>
+/// A control-plane call with its error as the gRPC status it maps to.
+func rpc<T: Sendable>(_ body: () async throws(ControlPlaneError) -> T) async throws(RPCError) -> T {
     do {
-        outcome = try await NIOThreadPool.singleton.runIfActive { () -> Result<T, ControlPlaneError> in
-            Result { () throws(ControlPlaneError) -> T in try body() }
-        }
+        return try await body()
     } catch {
-        throw RPCError(code: .unavailable, message: "the control plane is shutting down")
+        throw RPCError(error)
     }
-    return try outcome.mapError(RPCError.init).get()
 }
 
 /// xDS over mTLS: a stream speaks for the SPIFFE ID of its verified client

@@ -24,6 +24,8 @@ public struct IdentityService: Sendable {
     /// and identity APIs, the xDS handshake and open xDS streams consult.
     public let revoked: LatestValuePublisher<Set<SPIFFEID>>
     public let svidTTL: TimeInterval
+    /// Records of issued SVIDs, and what may be issued while the store is away.
+    let ledger: IssuanceLedger
 
     /// SPIRE's default join-token lifetime.
     public static let defaultTokenTTL: TimeInterval = 600
@@ -31,8 +33,9 @@ public struct IdentityService: Sendable {
     public init(
         ca: TrustDomainCA, jwtIssuer: JWTSVIDIssuer, store: any IdentityStore,
         svidTTL: TimeInterval = TrustDomainCA.defaultSVIDTTL, additionalAuthorities: [Certificate] = [],
-        revoked: Set<SPIFFEID> = []
+        revoked: Set<SPIFFEID> = [], offlineRenewal: TimeInterval = IssuanceLedger.defaultOfflineRenewal
     ) {
+        self.ledger = IssuanceLedger(offlineRenewal: offlineRenewal)
         self.revoked = LatestValuePublisher(revoked)
         self.ca = ca
         self.jwtIssuer = jwtIssuer
@@ -61,15 +64,27 @@ public struct IdentityService: Sendable {
     /// xDS handshake, and its open xDS streams end. Its current SVID stays
     /// valid cryptographically until it expires, but nothing in the mesh's
     /// control connection accepts it.
-    public func setRevoked(_ id: SPIFFEID, revoked isRevoked: Bool, author: String, reason: String?) throws(ControlPlaneError) {
-        try store.setRevoked(id, revoked: isRevoked, author: author, reason: reason)
+    public func setRevoked(_ id: SPIFFEID, revoked isRevoked: Bool, author: String, reason: String?) async throws(ControlPlaneError) {
+        try await store.setRevoked(id, revoked: isRevoked, author: author, reason: reason)
         revoked.update { set in
             isRevoked ? set.insert(id).inserted : set.remove(id) != nil
         }
     }
 
-    public func revokedIdentities() throws(ControlPlaneError) -> [RevokedIdentity] {
-        try store.revokedIdentities()
+    public func revokedIdentities() async throws(ControlPlaneError) -> [RevokedIdentity] {
+        try await store.revokedIdentities()
+    }
+
+    /// Replaces the revoked set with the store's (another replica may have
+    /// changed it) and notes that this replica's view is current.
+    public func refreshRevocations() async throws(ControlPlaneError) {
+        let stored = Set(try await store.revokedIdentities().compactMap { try? SPIFFEID($0.spiffeID) })
+        revoked.update { set in
+            guard set != stored else { return false }
+            set = stored
+            return true
+        }
+        ledger.revocationsChecked(at: Date())
     }
 
     func refuseIfRevoked(_ id: SPIFFEID) throws(ControlPlaneError) {
@@ -79,7 +94,7 @@ public struct IdentityService: Sendable {
     }
 
     /// A single-use token for `id`. Only its SHA-256 is stored.
-    public func createJoinToken(for id: SPIFFEID, ttl: TimeInterval = defaultTokenTTL, author: String, now: Date = Date()) throws(ControlPlaneError) -> (token: String, expiresAt: Date) {
+    public func createJoinToken(for id: SPIFFEID, ttl: TimeInterval = defaultTokenTTL, author: String, now: Date = Date()) async throws(ControlPlaneError) -> (token: String, expiresAt: Date) {
         try refuseIfRevoked(id)
         guard id.trustDomain == ca.trustDomain else {
             throw ControlPlaneError(.badRequest, "\(id) is not in trust domain \(ca.trustDomain)")
@@ -94,7 +109,7 @@ public struct IdentityService: Sendable {
         let token = "tjt." + Data(random).base64EncodedString()
             .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
         let expiresAt = now + ttl
-        try store.createJoinToken(hash: Self.hash(token), spiffeID: id, expiresAt: expiresAt, author: author)
+        try await store.createJoinToken(hash: Self.hash(token), spiffeID: id, expiresAt: expiresAt, author: author)
         return (token, expiresAt)
     }
 
@@ -106,8 +121,8 @@ public struct IdentityService: Sendable {
     /// Redeems a join token for an SVID. The token is consumed by this call
     /// whatever its outcome — expired, mismatched CSR or success — so it can
     /// never be tried twice.
-    public func join(token: String, csrDER: [UInt8], now: Date = Date()) throws(ControlPlaneError) -> JoinResult {
-        guard let record = try store.consumeJoinToken(hash: Self.hash(token), at: now) else {
+    public func join(token: String, csrDER: [UInt8], now: Date = Date()) async throws(ControlPlaneError) -> JoinResult {
+        guard let record = try await store.consumeJoinToken(hash: Self.hash(token), at: now) else {
             throw ControlPlaneError(.permissionDenied, "the join token is unknown or was already used; create a new one with tether-control token create")
         }
         try refuseIfRevoked(record.spiffeID)
@@ -120,13 +135,16 @@ public struct IdentityService: Sendable {
         } catch {
             throw ControlPlaneError(.badRequest, "the certificate signing request is not valid DER PKCS#10: \(error)")
         }
-        return try issue(csr: csr, for: record.spiffeID, now: now)
+        let result = try issue(csr: csr, for: record.spiffeID, now: now)
+        // A join must be on record before the SVID is handed out.
+        try await ledger.record(result.svid, for: record.spiffeID, at: now, in: store, offline: false)
+        return result
     }
 
     /// A new SVID for a workload that already holds one: `id` is the SPIFFE
     /// ID its (verified) client certificate carries, and the CSR may ask for
     /// that identity only.
-    public func renew(csrDER: [UInt8], for id: SPIFFEID, now: Date = Date()) throws(ControlPlaneError) -> JoinResult {
+    public func renew(csrDER: [UInt8], for id: SPIFFEID, now: Date = Date()) async throws(ControlPlaneError) -> JoinResult {
         try refuseIfRevoked(id)
         let csr: CertificateSigningRequest
         do {
@@ -134,18 +152,25 @@ public struct IdentityService: Sendable {
         } catch {
             throw ControlPlaneError(.badRequest, "the certificate signing request is not valid DER PKCS#10: \(error)")
         }
-        return try issue(csr: csr, for: id, now: now)
+        let result = try issue(csr: csr, for: id, now: now)
+        try await ledger.record(result.svid, for: id, at: now, in: store, offline: true)
+        return result
+    }
+
+    /// Writes the records of SVIDs issued while the store was unreachable.
+    public func flushIssuanceRecords() async throws(ControlPlaneError) {
+        try await ledger.flush(to: store)
     }
 
     /// An SVID for the control plane itself, over a key it just generated.
-    public func issueOwn(id: SPIFFEID, publicKey: Certificate.PublicKey, now: Date = Date()) throws(ControlPlaneError) -> Certificate {
+    public func issueOwn(id: SPIFFEID, publicKey: Certificate.PublicKey, now: Date = Date()) async throws(ControlPlaneError) -> Certificate {
         let svid: Certificate
         do {
             svid = try ca.issue(publicKey: publicKey, for: id, ttl: svidTTL, now: now)
         } catch {
             throw ControlPlaneError(.secrets, "cannot issue the control plane's own SVID: \(error.reason)")
         }
-        try store.recordIssued(serial: svid.serialNumber.openSSLText, spiffeID: id, notAfter: svid.notValidAfter, at: now)
+        try await ledger.record(svid, for: id, at: now, in: store, offline: true)
         return svid
     }
 
@@ -166,7 +191,6 @@ public struct IdentityService: Sendable {
         } catch {
             throw ControlPlaneError(.permissionDenied, error.reason)
         }
-        try store.recordIssued(serial: svid.serialNumber.openSSLText, spiffeID: id, notAfter: svid.notValidAfter, at: now)
         return JoinResult(svid: svid, bundle: bundle)
     }
 

@@ -17,18 +17,18 @@ public struct OwnSVIDRotator: Service {
     let identity: IdentityService
     let logger: Logger
 
-    public init(identity: IdentityService, logger: Logger) throws(ControlPlaneError) {
+    public init(identity: IdentityService, logger: Logger) async throws(ControlPlaneError) {
         self.identity = identity
         self.logger = logger
-        publisher = WorkloadIdentityPublisher(try Self.issue(identity))
+        publisher = WorkloadIdentityPublisher(try await Self.issue(identity))
     }
 
     /// The chain carries the CA certificate after the leaf so a proxy that
     /// pins the CA by hash (`--ca-hash`) can find it during bootstrap.
-    static func issue(_ identity: IdentityService) throws(ControlPlaneError) -> WorkloadIdentity {
+    static func issue(_ identity: IdentityService) async throws(ControlPlaneError) -> WorkloadIdentity {
         let key = P256.Signing.PrivateKey()
         let id = ControlPlaneIdentity.id(trustDomain: identity.ca.trustDomain)
-        let leaf = try identity.issueOwn(id: id, publicKey: Certificate.PublicKey(key.publicKey))
+        let leaf = try await identity.issueOwn(id: id, publicKey: Certificate.PublicKey(key.publicKey))
         do {
             return WorkloadIdentity(svid: try X509SVID(chain: [leaf, identity.ca.certificate], privateKey: key), bundle: identity.bundle)
         } catch {
@@ -46,7 +46,7 @@ public struct OwnSVIDRotator: Service {
                     return
                 }
                 do {
-                    let renewed = try Self.issue(identity)
+                    let renewed = try await Self.issue(identity)
                     publisher.publish(renewed)
                     next = renewed.svid.renewalTime()
                     logger.info("control plane SVID rotated", metadata: [

@@ -19,8 +19,8 @@ public struct SnapshotBuilder: Sendable {
         self.published = published
     }
 
-    public func build() throws(ControlPlaneError) -> MeshSnapshot {
-        try build(from: store.currentState())
+    public func build() async throws(ControlPlaneError) -> MeshSnapshot {
+        try build(from: await store.currentState())
     }
 
     public func build(from state: StoreState) throws(ControlPlaneError) -> MeshSnapshot {

@@ -1,5 +1,4 @@
 import Logging
-import NIOPosix
 import ServiceLifecycle
 import Synchronization
 import TetherXDS
@@ -65,8 +64,7 @@ public final class SnapshotUpdater: Service, Sendable {
     }
 
     private func rebuild() async throws {
-        let builder = self.builder
-        let snapshot = try await NIOThreadPool.singleton.runIfActive { try builder.build() }
+        let snapshot = try await builder.build()
         publisher.publish(snapshot)
         logger.info("snapshot published", metadata: ["tether.revision": "\(snapshot.revision)", "tether.resources": "\(snapshot.resources.count)"])
     }
