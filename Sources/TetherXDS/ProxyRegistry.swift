@@ -17,6 +17,8 @@ public struct ProxyStatus: Hashable, Sendable, Codable {
     /// see proxies that went away.
     public var disconnectedAt: Date?
     public var types: [TypeSyncStatus]
+    /// The control-plane replica serving the stream (with a shared store).
+    public var replica: String?
 }
 
 /// Every proxy stream's sync state, for `tether-control proxies`. Streams

@@ -14,11 +14,8 @@ import Glibc
 public enum CAFiles {
     public static func loadOrCreate(in directory: DataDirectory, trustDomain: String, provided: (certificate: String, key: String)? = nil) throws(ControlPlaneError) -> TrustDomainCA {
         let certificatePath = "\(directory.path)/ca.pem", keyPath = "\(directory.path)/ca.key"
+        if let provided { return try load(provided: provided, trustDomain: trustDomain) }
         do {
-            if let provided {
-                let certificatePEM = try read(provided.certificate), keyPEM = try read(provided.key)
-                return try TrustDomainCA(trustDomain: trustDomain, certificatePEM: certificatePEM, privateKeyPEM: keyPEM)
-            }
             if FileManager.default.fileExists(atPath: certificatePath) {
                 var info = stat()
                 guard stat(keyPath, &info) == 0, info.st_mode & 0o077 == 0 else {
@@ -36,6 +33,18 @@ public enum CAFiles {
             throw ControlPlaneError(.secrets, "cannot use the CA for trust domain \(trustDomain): \(error.reason)")
         } catch {
             throw ControlPlaneError(.secrets, "cannot set up the CA: \(error)")
+        }
+    }
+
+    /// An operator's own CA or intermediate (`--ca-cert`, `--ca-key`), given
+    /// to every replica as files.
+    public static func load(provided: (certificate: String, key: String), trustDomain: String) throws(ControlPlaneError) -> TrustDomainCA {
+        do {
+            return try TrustDomainCA(trustDomain: trustDomain, certificatePEM: try read(provided.certificate), privateKeyPEM: try read(provided.key))
+        } catch let error as ControlPlaneError {
+            throw error
+        } catch {
+            throw ControlPlaneError(.secrets, "cannot use the CA in \(provided.certificate) for trust domain \(trustDomain): \((error as? IdentityError)?.reason ?? "\(error)")")
         }
     }
 

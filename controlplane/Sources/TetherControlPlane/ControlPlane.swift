@@ -40,6 +40,9 @@ public struct ControlPlane: Sendable {
         /// period before, kept one period after).
         public var tokenKeyRotation: Duration = .seconds(7 * 24 * 3600)
 
+        /// Where config, identity records and keys live.
+        public var store: Store = .sqlite
+
         public static let defaultTrustDomain = "tether.local"
 
         public init(dataDirectory: String = DataDirectory.defaultPath, listeners: Listeners? = nil, trustDomain: String = defaultTrustDomain) {
@@ -47,6 +50,14 @@ public struct ControlPlane: Sendable {
             self.listeners = listeners
             self.trustDomain = trustDomain
         }
+    }
+
+    public enum Store: Sendable {
+        /// The embedded default: SQLite and key files in the data directory.
+        case sqlite
+        /// Shared by replicas: keys sealed under `kek`; `replica` names this
+        /// one in `tether-control proxies`.
+        case postgres(PostgresLocation, kek: KeyEncryptionKey, replica: String)
     }
 
     public enum Listeners: Sendable {
@@ -68,14 +79,30 @@ public struct ControlPlane: Sendable {
     public init(configuration: Configuration, logger: Logger, bound: (@Sendable (String, Int) -> Void)? = nil) async throws(ControlPlaneError) {
         directory = try DataDirectory.prepare(path: configuration.dataDirectory)
         lock = try DataDirectoryLock(directory)
-        let secrets = try SecretBox.loadOrCreate(keyFile: directory.secretsKeyPath)
-        let store = try SQLiteConfigStore(path: directory.databasePath)
-        let ca = try CAFiles.loadOrCreate(in: directory, trustDomain: configuration.trustDomain, provided: configuration.providedCA)
+        let registry = ProxyRegistry()
+        let store: any ConfigStore & IdentityStore
+        let keys: ControlPlaneKeys
+        let storeDescription: String
+        var postgres: PostgresStore?
+        var proxies: any ProxyDirectory = registry
+        switch configuration.store {
+        case .sqlite:
+            store = try SQLiteConfigStore(path: directory.databasePath)
+            keys = try ControlPlaneKeys.load(in: directory, trustDomain: configuration.trustDomain, provided: configuration.providedCA)
+            storeDescription = directory.path
+        case .postgres(let location, let kek, let replica):
+            let shared = try await PostgresStore(location: location, logger: logger)
+            postgres = shared
+            store = shared
+            keys = try await ControlPlaneKeys.load(in: SealedKeyVault(store: shared, kek: kek), trustDomain: configuration.trustDomain, provided: configuration.providedCA)
+            storeDescription = location.description
+            proxies = ReplicaPresence(store: shared, replica: replica, registry: registry)
+        }
+        let ca = keys.ca
+        let secrets = keys.secrets
         let jwtIssuer: JWTSVIDIssuer
         do {
-            jwtIssuer = try await JWTSVIDIssuer(trustDomain: ca.trustDomain, key: try CAFiles.loadOrCreateSigningKey("jwt.key", in: directory))
-        } catch let error as ControlPlaneError {
-            throw error
+            jwtIssuer = try await JWTSVIDIssuer(trustDomain: ca.trustDomain, key: keys.jwtKey)
         } catch {
             throw ControlPlaneError(.secrets, "cannot use the JWT-SVID signing key: \(error)")
         }
@@ -86,14 +113,20 @@ public struct ControlPlane: Sendable {
         let publisher = SnapshotPublisher(.empty)
         let updater = SnapshotUpdater(builder: SnapshotBuilder(store: store, secrets: secrets, published: [identity.bundleResource]), publisher: publisher, logger: logger)
         manager = ConfigManager(store: store, secrets: secrets, onCommit: { _ in updater.committed() })
-        let registry = ProxyRegistry()
-        let api = AdminAPI(manager: manager, identity: identity, dataDirectory: directory.path, proxies: registry)
+        let api = AdminAPI(manager: manager, identity: identity, dataDirectory: storeDescription, proxies: proxies)
         let admin = LocalHTTPServer(name: "admin", address: .unixSocket(directory.adminSocketPath), logger: logger) { request, caller in
             await api.handle(request, author: caller)
         }
         // ServiceGroup stops services in reverse order: xDS streams first,
         // then snapshot updates, and the admin API last.
-        var services: [any Service] = [admin, updater]
+        var services: [any Service] = []
+        if let postgres, let presence = proxies as? ReplicaPresence {
+            // The store first, so it stops last.
+            services += [postgres, ReplicaSync(store: postgres, identity: identity, updater: updater, logger: logger), presence, StorePurge(store: store, logger: logger)]
+        } else {
+            services.append(StorePurge(store: store, logger: logger))
+        }
+        services += [admin, updater]
         func report(_ name: String) -> (@Sendable (Int) -> Void)? {
             guard let bound else { return nil }
             return { port in bound(name, port) }
@@ -124,10 +157,10 @@ public struct ControlPlane: Sendable {
                 ))
                 if let tokenAddress = configuration.tokenService {
                     let issuerURL = configuration.tokenIssuer ?? "https://\(tokenAddress)"
-                    let tokenIssuer = try await TokenSigningKeys.load(in: directory).issuer(url: issuerURL)
+                    let tokenIssuer = try await keys.tokenKeys.load().issuer(url: issuerURL)
                     let identityService = identity
                     let tokens = TokenService(issuer: tokenIssuer, snapshot: publisher, bundle: { identityService.bundle }, logger: logger)
-                    services.append(TokenKeyRotator(directory: directory, period: configuration.tokenKeyRotation, issuerURL: issuerURL, service: tokens, logger: logger))
+                    services.append(TokenKeyRotator(keys: keys.tokenKeys, period: configuration.tokenKeyRotation, issuerURL: issuerURL, service: tokens, logger: logger))
                     let reportToken = report("token")
                     services.append(LocalHTTPServer(
                         name: "token-service", address: .tcp(host: tokenAddress.host, port: tokenAddress.port), tls: try TokenServiceTLS.make(identity: own.publisher, verifier: verifier),

@@ -60,29 +60,119 @@ struct TokenSigningKeys {
     }
 }
 
+/// Where the token signing keys live, and the one way they change.
+protocol TokenKeyStore: Sendable {
+    func load() async throws(ControlPlaneError) -> TokenSigningKeys
+    /// Rotates `keys` — unless another replica already rotated them, in which
+    /// case nothing changes — and returns the keys now in force.
+    func rotate(_ keys: TokenSigningKeys) async throws(ControlPlaneError) -> TokenSigningKeys
+}
+
+/// The files beside SQLite; one process owns the data directory.
+struct FileTokenKeys: TokenKeyStore {
+    let directory: DataDirectory
+
+    func load() async throws(ControlPlaneError) -> TokenSigningKeys {
+        try TokenSigningKeys.load(in: directory)
+    }
+
+    func rotate(_ keys: TokenSigningKeys) async throws(ControlPlaneError) -> TokenSigningKeys {
+        try TokenSigningKeys.rotate(in: directory)
+    }
+}
+
+/// One sealed entry in the shared store; rotation is a compare-and-swap, so
+/// of replicas that wake at the same due time exactly one rotates.
+struct VaultTokenKeys: TokenKeyStore {
+    let vault: SealedKeyVault
+
+    struct Stored: Codable, Equatable {
+        var previous: String?
+        var current: String
+        var next: String
+        var since: Date
+
+        init(_ keys: TokenSigningKeys) {
+            previous = keys.previous?.pemRepresentation
+            current = keys.current.pemRepresentation
+            next = keys.next.pemRepresentation
+            since = keys.since
+        }
+
+        func keys() throws(ControlPlaneError) -> TokenSigningKeys {
+            let name = ControlPlaneKeys.Name.tokenKeys
+            return TokenSigningKeys(
+                previous: try previous.map { pem throws(ControlPlaneError) in try ControlPlaneKeys.signingKey(Data(pem.utf8), name) },
+                current: try ControlPlaneKeys.signingKey(Data(current.utf8), name),
+                next: try ControlPlaneKeys.signingKey(Data(next.utf8), name),
+                since: since
+            )
+        }
+
+        func encoded() throws(ControlPlaneError) -> Data {
+            let encoder = JSONEncoder()
+            encoder.dateEncodingStrategy = .secondsSince1970
+            do { return try encoder.encode(self) } catch { throw ControlPlaneError(.internal, "cannot encode the token keys: \(error)") }
+        }
+
+        static func decode(_ data: Data) throws(ControlPlaneError) -> Stored {
+            let decoder = JSONDecoder()
+            decoder.dateDecodingStrategy = .secondsSince1970
+            do { return try decoder.decode(Stored.self, from: data) } catch { throw ControlPlaneError(.secrets, "the stored token signing keys cannot be read: \(error)") }
+        }
+    }
+
+    func load() async throws(ControlPlaneError) -> TokenSigningKeys {
+        let data = try await vault.secret(ControlPlaneKeys.Name.tokenKeys) { () throws(ControlPlaneError) in
+            try Stored(TokenSigningKeys(previous: nil, current: P256.Signing.PrivateKey(), next: P256.Signing.PrivateKey(), since: Date())).encoded()
+        }
+        return try Stored.decode(data).keys()
+    }
+
+    func rotate(_ keys: TokenSigningKeys) async throws(ControlPlaneError) -> TokenSigningKeys {
+        let rotated = TokenSigningKeys(previous: keys.current, current: keys.next, next: P256.Signing.PrivateKey(), since: Date())
+        _ = try await vault.replace(ControlPlaneKeys.Name.tokenKeys, old: try Stored(keys).encoded(), new: try Stored(rotated).encoded())
+        return try await load()
+    }
+}
+
 /// Rotates the token service's keys every `period`, counted from when the
 /// current key began signing (so restarts do not postpone it), and hands
 /// each new issuer to the token service.
 struct TokenKeyRotator: Service {
-    let directory: DataDirectory
+    let keys: any TokenKeyStore
     let period: Duration
     let issuerURL: String
     let service: TokenService
     let logger: Logger
 
+    /// A store that is away at rotation time postpones the rotation (the
+    /// current key keeps signing) rather than stopping the control plane.
     func run() async throws {
         while !Task.isCancelled {
-            let since = try TokenSigningKeys.load(in: directory).since
-            let elapsed = Date().timeIntervalSince(since)
-            let wait = max(0, Double(period.components.seconds) - elapsed)
+            var wait: Double = 30
+            var due: TokenSigningKeys?
             do {
-                try await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(wait)) }
+                let current = try await keys.load()
+                wait = max(0, Double(period.components.seconds) - Date().timeIntervalSince(current.since))
+                due = current
+            } catch {
+                logger.warning("cannot read the token signing keys; retrying in 30s", metadata: ["error": "\(error.message)"])
+            }
+            let delay = Duration.seconds(wait)
+            do {
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: delay) }
             } catch {
                 return
             }
-            let keys = try TokenSigningKeys.rotate(in: directory)
-            service.use(try await keys.issuer(url: issuerURL))
-            logger.notice("rotated the token signing key", metadata: ["tether.token.kid": "\(JWTSVIDIssuer.thumbprint(keys.current.publicKey))"])
+            guard let due else { continue }
+            do {
+                let rotated = try await keys.rotate(due)
+                service.use(try await rotated.issuer(url: issuerURL))
+                logger.notice("token signing key in force", metadata: ["tether.token.kid": "\(JWTSVIDIssuer.thumbprint(rotated.current.publicKey))"])
+            } catch {
+                logger.warning("cannot rotate the token signing keys; the current key keeps signing", metadata: ["error": "\(error)"])
+            }
         }
     }
 }

@@ -11,7 +11,9 @@ struct Run: AsyncParsableCommand {
         abstract: "Run the control plane.",
         discussion: """
             Uses an embedded SQLite database, a generated CA and secrets key under the data \
-            directory (created 0700 on first run). Serves xDS and SVID renewal over mTLS on \
+            directory (created 0700 on first run). With --store postgres://…, several replicas \
+            share one PostgreSQL database: any replica serves any proxy and operator, and keys \
+            are stored sealed under --key-encryption-key-file (docs/high-availability.md). Serves xDS and SVID renewal over mTLS on \
             --xds-address and join-token bootstrap over TLS on --bootstrap-address; the control \
             plane presents its own SVID, spiffe://<trust-domain>/tether/control. Stops gracefully \
             on SIGTERM or SIGINT.
@@ -24,6 +26,18 @@ struct Run: AsyncParsableCommand {
 
     @Option(name: .long, help: ArgumentHelp("Data directory (database, secrets key, admin socket). Default: $TETHER_DATA_DIR, else ./tether-data.", valueName: "dir"))
     var dataDir: String = ProcessInfo.processInfo.environment["TETHER_DATA_DIR"] ?? DataDirectory.defaultPath
+
+    @Option(name: .long, help: ArgumentHelp("Where config, identity records and keys live: \"sqlite\" (the data directory) or postgres://USER@HOST:PORT/DB?sslmode=verify-full&sslrootcert=FILE, shared by several replicas. Default: $TETHER_STORE, else sqlite.", valueName: "store"))
+    var store: String = ProcessInfo.processInfo.environment["TETHER_STORE"] ?? "sqlite"
+
+    @Option(name: .long, help: ArgumentHelp("File holding the PostgreSQL password (else $TETHER_STORE_PASSWORD); never put it in the URL.", valueName: "file"))
+    var storePasswordFile: String?
+
+    @Option(name: .long, help: ArgumentHelp("With a postgres store: the key-encryption key every replica shares (32 random bytes, base64; else $TETHER_KEY_ENCRYPTION_KEY). Keys and credentials are stored sealed under it.", valueName: "file"))
+    var keyEncryptionKeyFile: String?
+
+    @Option(name: .long, help: ArgumentHelp("With a postgres store: this replica's name in `tether-control proxies` (default: HOSTNAME/XDS-ADDRESS).", valueName: "name"))
+    var replicaName: String?
 
     @Option(name: .long, help: ArgumentHelp("Where to serve xDS and SVID renewal (mTLS) to proxies.", valueName: "host:port"))
     var xdsAddress = "127.0.0.1:15012"
@@ -104,6 +118,7 @@ struct Run: AsyncParsableCommand {
             throw CLIError("--bootstrap-address \(bootstrapAddress) is not host:port")
         }
         configuration.listeners = insecureXDS ? .insecure(xds: xds) : .mTLS(xds: xds, bootstrap: bootstrap)
+        configuration.store = try storeConfiguration()
         if tokenAddress != "none", !insecureXDS {
             guard let token = try? HostPort(tokenAddress) else {
                 throw CLIError("--token-address \(tokenAddress) is not host:port (or \"none\")")
@@ -128,6 +143,25 @@ struct Run: AsyncParsableCommand {
         )
         try await group.run()
         logger.info("control plane stopped")
+    }
+}
+
+extension Run {
+    func storeConfiguration() throws -> ControlPlane.Store {
+        guard store != "sqlite" else {
+            if keyEncryptionKeyFile != nil || storePasswordFile != nil {
+                throw CLIError("--key-encryption-key-file and --store-password-file apply to a postgres store only (--store postgres://…)")
+            }
+            return .sqlite
+        }
+        let environment = ProcessInfo.processInfo.environment
+        do {
+            let location = try PostgresLocation(url: store, password: try PostgresLocation.password(file: storePasswordFile, environment: environment), what: "--store")
+            let kek = try KeyEncryptionKey.load(file: keyEncryptionKeyFile, environment: environment)
+            return .postgres(location, kek: kek, replica: replicaName ?? "\(ProcessInfo.processInfo.hostName)/\(xdsAddress)")
+        } catch {
+            throw CLIError(error.message)
+        }
     }
 }
 
