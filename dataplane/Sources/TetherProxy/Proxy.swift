@@ -20,7 +20,7 @@ import Glibc
 ///
 /// ```swift
 /// let proxy = try await Proxy(configuration: .init(
-///     control: HostPort("127.0.0.1:15012"),
+///     control: ControlPlaneAddresses([HostPort("127.0.0.1:15012")]),
 ///     identity: .controlPlane(bootstrap: HostPort("127.0.0.1:15013"), join: (token, .caHash(pin)), expectedNode: nil)
 /// ), logger: logger)
 /// try await ServiceGroup(services: proxy.services, gracefulShutdownSignals: [.sigterm], logger: logger).run()
@@ -39,7 +39,8 @@ public struct Proxy: Sendable {
     }
 
     public struct Configuration: Sendable {
-        public var control: HostPort
+        /// The control-plane replicas' xDS addresses.
+        public var control: ControlPlaneAddresses
         public var identity: IdentitySource
         public var dataDirectory: String = "./tether-proxy-data"
         public var adminHost: String = "127.0.0.1"
@@ -52,17 +53,18 @@ public struct Proxy: Sendable {
         /// The mTLS listener in front of a local MCP server; nil serves none.
         public var inbound: HostPort? = try? HostPort("0.0.0.0:15006")
         /// The control plane's token service (for `builtin` token exchanges);
-        /// by default the control plane's host, port 15014.
+        /// by default the first control-plane replica's host, port 15014.
         public var tokenService: HostPort?
         /// Access log: a path, "-" for stdout, nil for none.
         public var accessLog: String? = "-"
         /// Connection, header, body and timeout limits of the data-path listeners.
         public var listenerLimits = ListenerLimits()
 
-        public init(control: HostPort, identity: IdentitySource) {
+        public init(control: ControlPlaneAddresses, identity: IdentitySource) {
             self.control = control
             self.identity = identity
-            tokenService = try? HostPort(control.host.contains(":") ? "[\(control.host)]:15014" : "\(control.host):15014")
+            let host = control.first.host
+            tokenService = try? HostPort(host.contains(":") ? "[\(host)]:15014" : "\(host):15014")
         }
     }
 
@@ -82,8 +84,8 @@ public struct Proxy: Sendable {
         var services: [any Service] = []
         switch configuration.identity {
         case .insecure(let insecureNode):
-            guard EndpointURL.isLoopback(configuration.control.host) else {
-                throw ProxyError(.configuration, "--insecure-xds connects without TLS and only to loopback; \(configuration.control.host) is not a loopback address")
+            if let remote = configuration.control.all.first(where: { !EndpointURL.isLoopback($0.host) }) {
+                throw ProxyError(.configuration, "--insecure-xds connects without TLS and only to loopback; \(remote.host) is not a loopback address")
             }
             node = insecureNode
             identity = nil
@@ -135,7 +137,7 @@ public struct Proxy: Sendable {
         let admin = ProxyAdmin(node: node, store: store, identity: identity, metrics: metrics)
         services += [
             XDSClient(
-                configuration: .init(host: configuration.control.host, port: configuration.control.port, node: node, identity: identity),
+                configuration: .init(control: configuration.control, node: node, identity: identity),
                 store: store, file: file, metrics: metrics, logger: logger
             ),
             LocalHTTPServer(name: "admin", address: .tcp(host: configuration.adminHost, port: configuration.adminPort), logger: logger) { request, _ in

@@ -35,10 +35,10 @@ struct Run: AsyncParsableCommand {
             """
     )
 
-    @Option(help: ArgumentHelp("The control plane's xDS address (mTLS).", valueName: "host:port"))
+    @Option(help: ArgumentHelp("The control plane's xDS address (mTLS); with replicas, several, comma-separated, or a DNS name with several addresses. The proxy fails over between them.", valueName: "host:port[,host:port…]"))
     var control: String
 
-    @Option(help: ArgumentHelp("The control plane's bootstrap address (default: the --control host, port 15013).", valueName: "host:port"))
+    @Option(help: ArgumentHelp("The control plane's bootstrap address (default: the first --control host, port 15013).", valueName: "host:port"))
     var bootstrap: String?
 
     @Option(help: ArgumentHelp("Single-use join token for the first SVID. Or set TETHER_JOIN_TOKEN, which keeps it out of the process list.", valueName: "token"))
@@ -74,7 +74,7 @@ struct Run: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The mTLS listener in front of a local MCP server (peers must present an X.509-SVID of the trust domain); \"none\" to serve none.", valueName: "host:port"))
     var inboundAddress = "0.0.0.0:15006"
 
-    @Option(help: ArgumentHelp("The control plane's token service, for builtin token exchanges (default: the --control host, port 15014).", valueName: "host:port"))
+    @Option(help: ArgumentHelp("The control plane's token service, for builtin token exchanges (default: the first --control host, port 15014).", valueName: "host:port"))
     var tokenService: String?
 
     @Option(help: ArgumentHelp("Where to write the JSON access log, one line per MCP request: a file, \"-\" for stdout, or \"none\".", valueName: "path"))
@@ -97,8 +97,9 @@ struct Run: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "tether-proxy")
-        guard let controlAddress = try? HostPort(control) else {
-            throw ValidationError("--control \(control) is not host:port")
+        let controlAddresses: ControlPlaneAddresses
+        do { controlAddresses = try ControlPlaneAddresses(parsing: control, what: "--control") } catch {
+            throw ValidationError(error.description)
         }
         guard let admin = try? HostPort(adminAddress), EndpointURL.isLoopback(admin.host) else {
             throw ValidationError("--admin-address \(adminAddress) must be a loopback host:port")
@@ -107,7 +108,7 @@ struct Run: AsyncParsableCommand {
         do { node = try nodeID.map(SPIFFEID.init) } catch {
             throw ValidationError("--node-id \(nodeID ?? "") is not a SPIFFE ID: it \(error.reason)")
         }
-        var configuration = Proxy.Configuration(control: controlAddress, identity: try identitySource(control: controlAddress, node: node))
+        var configuration = Proxy.Configuration(control: controlAddresses, identity: try identitySource(control: controlAddresses.first, node: node))
         configuration.dataDirectory = dataDir
         configuration.adminHost = admin.host
         configuration.adminPort = admin.port

@@ -13,8 +13,8 @@ import TetherXDS
 /// exponential backoff and full jitter.
 public struct XDSClient: Service {
     public struct Configuration: Sendable {
-        public var host: String
-        public var port: Int
+        /// The replicas; each new stream goes to the entry after the last one's.
+        public var control: ControlPlaneAddresses
         public var node: SPIFFEID
         /// nil: plaintext to a loopback control plane (`--insecure-xds`).
         public var identity: WorkloadIdentityPublisher?
@@ -22,9 +22,8 @@ public struct XDSClient: Service {
         /// first minute after a working stream is lost, then up to 15 s).
         var backoff = ReconnectBackoff()
 
-        public init(host: String, port: Int, node: SPIFFEID, identity: WorkloadIdentityPublisher?) {
-            self.host = host
-            self.port = port
+        public init(control: ControlPlaneAddresses, node: SPIFFEID, identity: WorkloadIdentityPublisher?) {
+            self.control = control
             self.node = node
             self.identity = identity
         }
@@ -49,17 +48,21 @@ public struct XDSClient: Service {
     public func run() async throws {
         await cancelWhenGracefulShutdown {
             var backoff = configuration.backoff
+            var entry = 0
             while !Task.isCancelled {
                 let failure: String
+                let address = configuration.control.all[entry]
                 do {
-                    try await session()
+                    try await session(address)
                     failure = "the control plane closed the stream"
                 } catch is CancellationError {
                     break
                 } catch {
                     failure = "\(error)"
-                    logger.warning("xDS stream failed; will retry", metadata: ["error": "\(error)"])
+                    logger.warning("xDS stream failed; will retry", metadata: ["error": "\(error)", "tether.control": "\(address)"])
                 }
+                // The replica may be gone: the next stream tries another.
+                entry = configuration.control.next(after: entry)
                 // Up means the control plane answered on this stream: it was healthy.
                 let healthy = store.current.connected
                 store.connection(up: false, error: failure)
@@ -72,10 +75,9 @@ public struct XDSClient: Service {
 
     /// One stream, marked up in the store once the control plane answers.
     /// Each session dials anew, so it presents the SVID current at that time.
-    private func session() async throws {
-        let transport = try HTTP2ClientTransport.Posix(
-            target: configuration.host.contains(":") ? .ipv6(address: configuration.host, port: configuration.port) : .ipv4(address: configuration.host, port: configuration.port),
-            transportSecurity: try configuration.identity.map { try MeshTLS.controlPlaneClient(identity: $0, logger: logger) } ?? .plaintext
+    private func session(_ address: HostPort) async throws {
+        let transport = try ControlPlaneAddresses.transport(
+            to: address, security: try configuration.identity.map { try MeshTLS.controlPlaneClient(identity: $0, logger: logger) } ?? .plaintext
         )
         try await withGRPCClient(transport: transport) { client in
             let ads = Envoy_Service_Discovery_V3_AggregatedDiscoveryService.Client(wrapping: client)
@@ -93,7 +95,7 @@ public struct XDSClient: Service {
                     if !received {
                         received = true
                         store.connection(up: true)
-                        logger.info("xDS stream established", metadata: ["tether.control": "\(configuration.host):\(configuration.port)"])
+                        logger.info("xDS stream established", metadata: ["tether.control": "\(address)"])
                     }
                     switch machine.handle(message, localCheck: checks.check) {
                     case .accepted(let config, let ack):

@@ -4,28 +4,34 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 import Logging
 import ServiceLifecycle
+import Synchronization
 import TetherCore
 import TetherIdentity
 import TetherMeshIdentity
 import X509
 
-/// The proxy's connection for identity calls to the control plane — SVID
+/// The proxy's connections for identity calls to the control plane — SVID
 /// renewal and JWT-SVIDs — over mTLS on the xDS address, presenting its
 /// current SVID (new connections pick up a rotated one) and accepting only
-/// the control plane's own SVID.
+/// the control plane's own SVID. With several replicas a call goes to the
+/// one that last answered and, if it cannot be reached, to each other in
+/// turn: any replica can renew any proxy.
 public final class ControlPlaneIdentityClient: Service, Sendable {
-    let client: GRPCClient<HTTP2ClientTransport.Posix>
+    let clients: [(address: HostPort, client: GRPCClient<HTTP2ClientTransport.Posix>)]
     let identity: WorkloadIdentityPublisher
+    let logger: Logger
+    /// The entry that answered last.
+    private let preferred = Atomic<Int>(0)
     static let callTimeout: Duration = .seconds(10)
 
-    public init(control: HostPort, identity: WorkloadIdentityPublisher, logger: Logger) throws(ProxyError) {
+    public init(control: ControlPlaneAddresses, identity: WorkloadIdentityPublisher, logger: Logger) throws(ProxyError) {
         self.identity = identity
+        self.logger = logger
         do {
-            let transport = try HTTP2ClientTransport.Posix(
-                target: control.host.contains(":") ? .ipv6(address: control.host, port: control.port) : .ipv4(address: control.host, port: control.port),
-                transportSecurity: try MeshTLS.controlPlaneClient(identity: identity, logger: logger)
-            )
-            client = GRPCClient(transport: transport)
+            let security = try MeshTLS.controlPlaneClient(identity: identity, logger: logger)
+            clients = try control.all.map { address in
+                (address, GRPCClient(transport: try ControlPlaneAddresses.transport(to: address, security: security)))
+            }
         } catch {
             throw ProxyError(.identity, "cannot set up mTLS to the control plane at \(control): \(error)")
         }
@@ -33,9 +39,13 @@ public final class ControlPlaneIdentityClient: Service, Sendable {
 
     public func run() async throws {
         try await withGracefulShutdownHandler {
-            try await client.runConnections()
+            try await withThrowingDiscardingTaskGroup { group in
+                for (_, client) in clients {
+                    group.addTask { try await client.runConnections() }
+                }
+            }
         } onGracefulShutdown: {
-            self.client.beginGracefulShutdown()
+            for (_, client) in self.clients { client.beginGracefulShutdown() }
         }
     }
 
@@ -45,9 +55,9 @@ public final class ControlPlaneIdentityClient: Service, Sendable {
         let current = identity.current.svid.id
         var request = Tether_Identity_V1_RenewX509SVIDRequest()
         request.csr = Data(try X509SVID.certificateSigningRequest(for: current, key: key))
-        var options = CallOptions.defaults
-        options.timeout = Self.callTimeout
-        let response = try await Tether_Identity_V1_Identity.Client(wrapping: client).renewX509SVID(request, options: options)
+        let response = try await call { client, options in
+            try await Tether_Identity_V1_Identity.Client(wrapping: client).renewX509SVID(request, options: options)
+        }
         return try await IdentityResponse.identity(from: response, key: key, expected: current)
     }
 
@@ -55,9 +65,31 @@ public final class ControlPlaneIdentityClient: Service, Sendable {
     public func mintJWTSVID(audience: [String]) async throws -> String {
         var request = Tether_Identity_V1_MintJWTSVIDRequest()
         request.audience = audience
+        return try await call { client, options in
+            try await Tether_Identity_V1_Identity.Client(wrapping: client).mintJWTSVID(request, options: options).token
+        }
+    }
+
+    /// Runs `body` against the preferred replica, then the others while the
+    /// failure is one another replica might not have (unreachable, timed
+    /// out, shutting down); a refusal on the merits is final.
+    private func call<T: Sendable>(_ body: (GRPCClient<HTTP2ClientTransport.Posix>, CallOptions) async throws -> T) async throws -> T {
         var options = CallOptions.defaults
         options.timeout = Self.callTimeout
-        return try await Tether_Identity_V1_Identity.Client(wrapping: client).mintJWTSVID(request, options: options).token
+        let start = preferred.load(ordering: .relaxed)
+        var lastError: (any Error)?
+        for offset in 0..<clients.count {
+            let index = (start + offset) % clients.count
+            do {
+                let result = try await body(clients[index].client, options)
+                preferred.store(index, ordering: .relaxed)
+                return result
+            } catch let error as RPCError where [.unavailable, .deadlineExceeded, .unknown, .internalError].contains(error.code) && clients.count > 1 {
+                logger.warning("control plane replica unavailable for an identity call; trying the next", metadata: ["tether.control": "\(clients[index].address)", "error": "\(error)"])
+                lastError = error
+            }
+        }
+        throw lastError!
     }
 }
 
