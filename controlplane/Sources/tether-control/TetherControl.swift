@@ -21,7 +21,7 @@ struct TetherControl: AsyncParsableCommand {
               tether-control rollback 1
             """,
         subcommands: [
-            Run.self, Apply.self, Get.self, Delete.self, Diff.self, Validate.self, History.self, Rollback.self, Proxies.self, Token.self, Explain.self, Revoke.self, Unrevoke.self, Bundle.self,
+            Run.self, Apply.self, Get.self, Delete.self, Diff.self, Validate.self, History.self, Rollback.self, Proxies.self, Token.self, Explain.self, Revoke.self, Unrevoke.self, Bundle.self, Migrate.self,
         ]
     )
 }
