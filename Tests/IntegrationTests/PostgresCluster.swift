@@ -68,8 +68,9 @@ final class PostgresCluster: Sendable {
     }
 
     /// Runs `sql` (one or more statements; stops at the first error) in
-    /// `database` and returns psql's unaligned, tuples-only output — fields
-    /// separated by `|`, one row a line — without its trailing newline.
+    /// `database` and returns what the queries return, as psql prints it
+    /// unaligned and tuples-only: one row a line, fields separated by `|`, no
+    /// command tags (`-q`), no trailing newline.
     func psql(_ sql: String) throws -> String {
         var output = try String(decoding: client(Self.binDirectory + "/psql", Self.psqlArguments(port: port, database: database, sql: sql)), as: UTF8.self)
         while output.hasSuffix("\n") { output.removeLast() }
@@ -205,7 +206,7 @@ final class PostgresCluster: Sendable {
     // MARK: - Running the binaries
 
     private static func psqlArguments(port: Int, database: String, sql: String) -> [String] {
-        ["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", "\(port)", "-U", "tether", "-d", database, "-c", sql]
+        ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", "\(port)", "-U", "tether", "-d", database, "-c", sql]
     }
 
     private struct Output {
@@ -218,6 +219,13 @@ final class PostgresCluster: Sendable {
     /// Runs `executable ARGS` to completion in `directory` — as `postgres`
     /// through runuser when `asPostgres` and we are root — with output
     /// captured through files (pipes could fill and block).
+    ///
+    /// posix_spawn, not Foundation's Process: the child keeps only stdin,
+    /// stdout and stderr. Process hands its child the socket by which it
+    /// notices the exit; the postmaster pg_ctl leaves behind inherited it,
+    /// and waitUntilExit() hung for as long as the server ran. Any other
+    /// descriptor of the test process a postmaster kept (another test's
+    /// pipe) would hang that test the same way.
     private static func run(_ executable: String, _ arguments: [String], asPostgres: Bool = false, in directory: URL) throws -> Output {
         var commandLine = [executable] + arguments
         if asPostgres, geteuid() == 0 {
@@ -228,36 +236,74 @@ final class PostgresCluster: Sendable {
         }
         let name = UUID().uuidString
         let out = directory.appendingPathComponent("\(name).out"), err = directory.appendingPathComponent("\(name).err")
-        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
-        _ = FileManager.default.createFile(atPath: err.path, contents: nil)
+        let outFD = open(out.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        let errFD = open(err.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         defer {
+            if outFD >= 0 { close(outFD) }
+            if errFD >= 0 { close(errFD) }
             try? FileManager.default.removeItem(at: out)
             try? FileManager.default.removeItem(at: err)
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: commandLine[0])
-        process.arguments = Array(commandLine.dropFirst())
-        // Where `postgres` may enter: run from /root, initdb and pg_ctl warn
-        // that they cannot change back to it.
-        process.currentDirectoryURL = directory
+        guard outFD >= 0, errFD >= 0 else { throw IntegrationError("cannot create \(out.path): \(String(cString: strerror(errno)))") }
+
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, outFD, 1)
+        posix_spawn_file_actions_adddup2(&actions, errFD, 2)
+        // Glibc's GNU extensions, which Swift's Glibc module leaves out.
+        typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+        typealias AddChdir = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>) -> Int32
+        let libc = dlopen(nil, RTLD_NOW)
+        if let symbol = dlsym(libc, "posix_spawn_file_actions_addclosefrom_np") {
+            _ = unsafeBitCast(symbol, to: AddCloseFrom.self)(&actions, 3)
+        } else {
+            // glibc before 2.34: close what is open now.
+            for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? [] {
+                if let fd = Int32(entry), fd > 2 { posix_spawn_file_actions_addclose(&actions, fd) }
+            }
+        }
+        // Somewhere `postgres` may enter: run from /root, initdb and pg_ctl
+        // complain that they cannot change back to it.
+        if let symbol = dlsym(libc, "posix_spawn_file_actions_addchdir_np") {
+            _ = unsafeBitCast(symbol, to: AddChdir.self)(&actions, directory.path)
+        }
+
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        // No signal blocked or ignored by the test process carries over.
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        var defaultSignals = sigset_t()
+        sigemptyset(&defaultSignals)
+        for signal in Int32(1)..<32 where signal != SIGKILL && signal != SIGSTOP { sigaddset(&defaultSignals, signal) }
+        posix_spawnattr_setsigdefault(&attributes, &defaultSignals)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+
         // PG* variables of the environment (PGSSLMODE, PGDATABASE, …) would
         // change what the command lines say; a hung server must not hang a test.
         var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("PG") }
         environment["PGCONNECT_TIMEOUT"] = "10"
-        process.environment = environment
-        let outHandle = try FileHandle(forWritingTo: out), errHandle = try FileHandle(forWritingTo: err)
+        let argv = commandLine.map { strdup($0) } + [nil]
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {
-            try? outHandle.close()
-            try? errHandle.close()
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
         }
-        process.standardOutput = outHandle
-        process.standardError = errHandle
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, commandLine[0], &actions, &attributes, argv, envp)
+        guard spawned == 0 else { throw IntegrationError("cannot run \(commandLine[0]): \(String(cString: strerror(spawned)))") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 {
+            guard errno == EINTR else { throw IntegrationError("waitpid \(commandLine[0]): \(String(cString: strerror(errno)))") }
+        }
         return Output(
             commandLine: commandLine.joined(separator: " "),
-            status: process.terminationStatus,
+            // The exit code, or 128 + the signal that killed it, as a shell says.
+            status: status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f),
             stdout: (try? Data(contentsOf: out)) ?? Data(),
             stderr: (try? String(contentsOf: err, encoding: .utf8)) ?? ""
         )

@@ -81,8 +81,16 @@ public struct AdminAPI: Sendable {
                 throw ControlPlaneError(.notFound, "no admin endpoint \(request.method) \(request.path); the CLI and control plane may be different versions")
             }
         } catch {
-            return AdminResponse(status: Self.status(for: error.code), body: try! AdminProtocol.encoder.encode(error))
+            return Self.failure(error)
         }
+    }
+
+    static func failure(_ error: ControlPlaneError) -> AdminResponse {
+        AdminResponse(status: status(for: error.code), body: try! AdminProtocol.encoder.encode(error))
+    }
+
+    static func success<T: Encodable>(_ value: T) -> AdminResponse {
+        AdminResponse(status: 200, body: try! AdminProtocol.encoder.encode(value))
     }
 
     static func status(for code: ControlPlaneError.Code) -> Int {
@@ -97,7 +105,7 @@ public struct AdminAPI: Sendable {
     }
 
     private func ok<T: Encodable>(_ value: T) -> AdminResponse {
-        AdminResponse(status: 200, body: try! AdminProtocol.encoder.encode(value))
+        Self.success(value)
     }
 
     private func decode<T: Decodable>(_ body: Data) throws(ControlPlaneError) -> T {

@@ -153,6 +153,22 @@ public enum AdminProtocol {
         public var decision: AuthorizationDecision
     }
 
+    /// An operator's request for a new SVID (remote admin endpoint).
+    public struct SVIDRequest: Hashable, Sendable, Codable {
+        /// Base64 DER PKCS#10 over a key the operator's CLI just generated.
+        public var csr: String
+
+        public init(csr: String) {
+            self.csr = csr
+        }
+    }
+
+    public struct SVIDResponse: Hashable, Sendable, Codable {
+        /// Base64 DER, leaf first.
+        public var certificateChain: [String]
+        public var spiffeBundle: String
+    }
+
     /// A new join token. The only place its value ever appears.
     public struct TokenResponse: Hashable, Sendable, Codable {
         public var token: String

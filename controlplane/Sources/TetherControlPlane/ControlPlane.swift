@@ -36,6 +36,9 @@ public struct ControlPlane: Sendable {
         public var tokenService: HostPort?
         /// The token service's issuer URL; default `https://<tokenService>`.
         public var tokenIssuer: String?
+        /// The remote admin endpoint (mTLS, operators on the allow-list);
+        /// nil serves none. Only with mTLS listeners.
+        public var remoteAdmin: (address: HostPort, operators: OperatorAllowList)?
         /// How long each token signing key signs (staged: published one
         /// period before, kept one period after).
         public var tokenKeyRotation: Duration = .seconds(7 * 24 * 3600)
@@ -155,6 +158,15 @@ public struct ControlPlane: Sendable {
                     services: [ads, IdentityAPI(identity: identity, logger: logger)], logger: logger,
                     onShutdown: { publisher.close() }, bound: report("xds")
                 ))
+                if let (adminAddress, operators) = configuration.remoteAdmin {
+                    let remote = RemoteAdmin(api: api, identity: identity, operators: operators)
+                    let reportAdmin = report("admin")
+                    services.append(LocalHTTPServer(
+                        name: "remote-admin", address: .tcp(host: adminAddress.host, port: adminAddress.port),
+                        tls: try SVIDServerTLS.make(identity: own.publisher, verifier: verifier, clientCertificate: .noHostnameVerification),
+                        logger: logger, bound: { address in if case .tcp(_, let port) = address { reportAdmin?(port) } }
+                    ) { request, _ in await remote.handle(request) })
+                }
                 if let tokenAddress = configuration.tokenService {
                     let issuerURL = configuration.tokenIssuer ?? "https://\(tokenAddress)"
                     let tokenIssuer = try await keys.tokenKeys.load().issuer(url: issuerURL)
@@ -163,7 +175,7 @@ public struct ControlPlane: Sendable {
                     services.append(TokenKeyRotator(keys: keys.tokenKeys, period: configuration.tokenKeyRotation, issuerURL: issuerURL, service: tokens, logger: logger))
                     let reportToken = report("token")
                     services.append(LocalHTTPServer(
-                        name: "token-service", address: .tcp(host: tokenAddress.host, port: tokenAddress.port), tls: try TokenServiceTLS.make(identity: own.publisher, verifier: verifier),
+                        name: "token-service", address: .tcp(host: tokenAddress.host, port: tokenAddress.port), tls: try SVIDServerTLS.make(identity: own.publisher, verifier: verifier, clientCertificate: .optionalVerification),
                         logger: logger, bound: { address in if case .tcp(_, let port) = address { reportToken?(port) } }
                     ) { request, _ in await tokens.handle(request) })
                 }

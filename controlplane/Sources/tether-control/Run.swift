@@ -54,6 +54,12 @@ struct Run: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("How long each token signing key signs; the next key is published one period ahead and the previous kept one period after.", valueName: "duration"))
     var tokenKeyRotation = "168h"
 
+    @Option(name: .long, help: ArgumentHelp("Serve the admin API on TCP for remote operators (mTLS: an operator SVID on the --operator list); \"none\" serves none.", valueName: "host:port"))
+    var adminAddress = "none"
+
+    @Option(name: .long, help: ArgumentHelp("A SPIFFE ID allowed to use --admin-address (repeatable; a trailing /* allows a path prefix), e.g. spiffe://example.org/operator/alice.", valueName: "spiffe-id"))
+    var `operator`: [String] = []
+
     @Flag(help: "Serve xDS without TLS and without identity services. Loopback addresses only; for tests and local development.")
     var insecureXDS = false
 
@@ -119,6 +125,18 @@ struct Run: AsyncParsableCommand {
         }
         configuration.listeners = insecureXDS ? .insecure(xds: xds) : .mTLS(xds: xds, bootstrap: bootstrap)
         configuration.store = try storeConfiguration()
+        if adminAddress != "none" {
+            guard !insecureXDS else { throw CLIError("--admin-address needs mTLS; it cannot be used with --insecure-xds") }
+            guard let address = try? HostPort(adminAddress) else { throw CLIError("--admin-address \(adminAddress) is not host:port (or \"none\")") }
+            guard !`operator`.isEmpty else { throw CLIError("--admin-address needs at least one --operator SPIFFE ID allowed to use it") }
+            do {
+                configuration.remoteAdmin = (address, try OperatorAllowList(`operator`, trustDomain: configuration.trustDomain))
+            } catch {
+                throw CLIError(error.message)
+            }
+        } else if !`operator`.isEmpty {
+            throw CLIError("--operator applies to the remote admin endpoint; give --admin-address too")
+        }
         if tokenAddress != "none", !insecureXDS {
             guard let token = try? HostPort(tokenAddress) else {
                 throw CLIError("--token-address \(tokenAddress) is not host:port (or \"none\")")

@@ -37,7 +37,11 @@ struct Token: AsyncParsableCommand {
                 let response: AdminProtocol.TokenResponse = try await connection.client.post("/v1/tokens", request)
                 print(response.token)
                 printError("join token for \(response.spiffeID), single use, expires \(response.expiresAt.formatted(.iso8601))")
-                printError("bootstrap with: TETHER_JOIN_TOKEN=<token> tether-proxy run --control <xds host:port> --bootstrap <bootstrap host:port> --ca-hash \(response.caHash)")
+                if response.spiffeID.contains("/operator/") {
+                    printError("enroll with: TETHER_JOIN_TOKEN=<token> tether-control operator enroll --bootstrap <bootstrap host:port> --ca-hash \(response.caHash)")
+                } else {
+                    printError("bootstrap with: TETHER_JOIN_TOKEN=<token> tether-proxy run --control <xds host:port> --bootstrap <bootstrap host:port> --ca-hash \(response.caHash)")
+                }
             }
         }
     }

@@ -209,7 +209,9 @@ public struct Proxy: Sendable {
     static func obtainIdentity(
         files: SVIDFiles, bootstrap: HostPort, join: (token: String, trust: IdentityBootstrap.Trust)?, logger: Logger
     ) async throws(ProxyError) -> WorkloadIdentity {
-        if let saved = try files.load() {
+        let saved: WorkloadIdentity?
+        do { saved = try files.load() } catch { throw ProxyError(.identity, error.reason) }
+        if let saved {
             if saved.svid.notAfter > Date() {
                 logger.info("using the saved SVID", metadata: ["tether.node": "\(saved.id)", "tether.svid.expires": "\(saved.svid.notAfter.formatted(.iso8601))"])
                 if join != nil {
@@ -224,8 +226,13 @@ public struct Proxy: Sendable {
         guard let join else {
             throw ProxyError(.identity, "this proxy has no SVID yet: pass --join-token (from tether-control token create) with --trust-bundle or --ca-hash")
         }
-        let identity = try await IdentityBootstrap.join(bootstrap: bootstrap, token: join.token, trust: join.trust, logger: logger)
-        try files.save(identity)
+        let identity: WorkloadIdentity
+        do {
+            identity = try await IdentityBootstrap.join(bootstrap: bootstrap, token: join.token, trust: join.trust, logger: logger)
+        } catch {
+            throw ProxyError(.identity, error.reason)
+        }
+        do { try files.save(identity) } catch { throw ProxyError(.files, error.reason) }
         logger.info("joined the trust domain", metadata: ["tether.node": "\(identity.id)", "tether.svid.expires": "\(identity.svid.notAfter.formatted(.iso8601))"])
         return identity
     }

@@ -4,6 +4,7 @@ import Logging
 import ServiceLifecycle
 import TetherCore
 import TetherIdentity
+import TetherMeshIdentity
 import TetherProxy
 
 /// `tether-proxy`: the data plane beside each agent and each MCP server.

@@ -1,4 +1,5 @@
 import Foundation
+import TetherMeshIdentity
 import TetherCore
 import TetherXDS
 

@@ -58,7 +58,11 @@ public final class ControlPlaneIdentityClient: Service, Sendable {
         let response = try await call { client, options in
             try await Tether_Identity_V1_Identity.Client(wrapping: client).renewX509SVID(request, options: options)
         }
-        return try await IdentityResponse.identity(from: response, key: key, expected: current)
+        do {
+            return try await IdentityResponse.identity(from: response, key: key, expected: current)
+        } catch {
+            throw ProxyError(.identity, error.reason)
+        }
     }
 
     /// A JWT-SVID for this proxy's own SPIFFE ID.
@@ -102,30 +106,5 @@ extension MeshTLS {
             return id == expected ? nil : "expected the control plane \(expected), the server is \(id)"
         }
         return try MeshTLS.client(identity: identity, serverVerifier: verifier, bundle: identity.current.bundle)
-    }
-}
-
-/// Turns a Join or Renew answer into an identity, checking it before use:
-/// the chain belongs to our key, names the expected SPIFFE ID, and verifies
-/// against the bundle that came with it.
-enum IdentityResponse {
-    static func identity(from response: Tether_Identity_V1_X509SVIDResponse, key: P256.Signing.PrivateKey, expected: SPIFFEID?) async throws(ProxyError) -> WorkloadIdentity {
-        let svid: X509SVID
-        let bundle: TrustBundle
-        do {
-            let chain = try response.certificateChain.map { try Certificate(derEncoded: Array($0)) }
-            svid = try X509SVID(chain: chain, privateKey: key)
-            bundle = try TrustBundle(trustDomain: svid.id.trustDomain, spiffeBundleJSON: response.spiffeBundle)
-        } catch {
-            throw ProxyError(.identity, "the control plane sent an unusable SVID: \(error)")
-        }
-        if let expected, svid.id != expected {
-            throw ProxyError(.identity, "the control plane issued \(svid.id), expected \(expected)")
-        }
-        let validator = SVIDValidator(trustDomain: svid.id.trustDomain, bundle: bundle.x509Authorities)
-        if case .failure(let rejection) = await validator.validate(chain: svid.chain) {
-            throw ProxyError(.identity, "the SVID the control plane issued does not verify against its bundle: \(rejection.reason)")
-        }
-        return WorkloadIdentity(svid: svid, bundle: bundle)
     }
 }

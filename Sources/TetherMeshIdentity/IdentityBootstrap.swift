@@ -6,10 +6,10 @@ import Logging
 import Synchronization
 import TetherCore
 import TetherIdentity
-import TetherMeshIdentity
 import X509
 
-/// A proxy's first SVID: it generates its key here, sends a CSR with the
+/// A workload's first SVID — a proxy's, or an operator's for the remote
+/// admin endpoint: it generates its key here, sends a CSR with the
 /// single-use join token over TLS, and trusts the control plane only if its
 /// SVID (`spiffe://<td>/tether/control`) chains to a CA the operator gave —
 /// a bundle file, or a CA public-key pin (`--ca-hash sha256:…`).
@@ -19,7 +19,7 @@ public enum IdentityBootstrap {
         case caHash(String)
     }
 
-    public static func join(bootstrap: HostPort, token: String, trust: Trust, logger: Logger) async throws(ProxyError) -> WorkloadIdentity {
+    public static func join(bootstrap: HostPort, token: String, trust: Trust, logger: Logger) async throws(IdentityError) -> WorkloadIdentity {
         let anchors: SPIFFEPeerVerifier.Anchors = { presented in
             guard let leaf = presented.first, case .success(let id) = SVIDValidator.spiffeID(of: leaf) else { return nil }
             switch trust {
@@ -53,11 +53,11 @@ public enum IdentityBootstrap {
             }
         } catch let error as RPCError {
             if let reason = rejection.withLock({ $0 }) {
-                throw ProxyError(.identity, "bootstrap at \(bootstrap) failed: the server is not trusted: \(reason.reason); check --trust-bundle / --ca-hash")
+                throw IdentityError(.invalidRequest, "bootstrap at \(bootstrap) failed: the server is not trusted: \(reason.reason); check the trust bundle / CA hash you gave")
             }
-            throw ProxyError(.identity, "bootstrap at \(bootstrap) failed: \(error.message) (\(error.code))")
+            throw IdentityError(.invalidRequest, "bootstrap at \(bootstrap) failed: \(error.message) (\(error.code))")
         } catch {
-            throw ProxyError(.identity, "bootstrap at \(bootstrap) failed: \(error)")
+            throw IdentityError(.invalidRequest, "bootstrap at \(bootstrap) failed: \(error)")
         }
         let identity = try await IdentityResponse.identity(from: response, key: key, expected: nil)
         let trusted = switch trust {
@@ -65,8 +65,33 @@ public enum IdentityBootstrap {
         case .caHash(let pin): identity.bundle.x509Authorities.contains { $0.publicKeyPin == pin }
         }
         guard trusted else {
-            throw ProxyError(.identity, "the control plane's bundle does not contain the CA this proxy was told to trust; check --trust-bundle / --ca-hash")
+            throw IdentityError(.invalidRequest, "the control plane's bundle does not contain the CA this proxy was told to trust; check the trust bundle / CA hash you gave")
         }
         return identity
+    }
+}
+
+/// Turns a Join or Renew answer into an identity, checking it before use:
+/// the chain belongs to our key, names the expected SPIFFE ID, and verifies
+/// against the bundle that came with it.
+public enum IdentityResponse {
+    public static func identity(from response: Tether_Identity_V1_X509SVIDResponse, key: P256.Signing.PrivateKey, expected: SPIFFEID?) async throws(IdentityError) -> WorkloadIdentity {
+        let svid: X509SVID
+        let bundle: TrustBundle
+        do {
+            let chain = try response.certificateChain.map { try Certificate(derEncoded: Array($0)) }
+            svid = try X509SVID(chain: chain, privateKey: key)
+            bundle = try TrustBundle(trustDomain: svid.id.trustDomain, spiffeBundleJSON: response.spiffeBundle)
+        } catch {
+            throw IdentityError(.invalidSVID, "the control plane sent an unusable SVID: \(error)")
+        }
+        if let expected, svid.id != expected {
+            throw IdentityError(.wrongIdentity, "the control plane issued \(svid.id), expected \(expected)")
+        }
+        let validator = SVIDValidator(trustDomain: svid.id.trustDomain, bundle: bundle.x509Authorities)
+        if case .failure(let rejection) = await validator.validate(chain: svid.chain) {
+            throw IdentityError(.invalidSVID, "the SVID the control plane issued does not verify against its bundle: \(rejection.reason)")
+        }
+        return WorkloadIdentity(svid: svid, bundle: bundle)
     }
 }

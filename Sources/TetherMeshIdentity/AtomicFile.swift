@@ -1,4 +1,5 @@
 import Foundation
+import TetherIdentity
 
 #if canImport(Glibc)
 import Glibc
@@ -6,8 +7,8 @@ import Glibc
 
 /// Replaces a file so a crash leaves either the old or the new content,
 /// never a torn one: temp file, fsync, rename, fsync of the directory.
-enum AtomicFile {
-    static func write(_ data: Data, to path: String, mode: mode_t) throws(ProxyError) {
+public enum AtomicFile {
+    public static func write(_ data: Data, to path: String, mode: mode_t) throws(IdentityError) {
         let temporary = path + ".tmp"
         let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
         guard descriptor >= 0 else { throw failure("cannot create \(temporary)") }
@@ -24,7 +25,7 @@ enum AtomicFile {
         }
     }
 
-    private static func failure(_ message: String) -> ProxyError {
-        ProxyError(.files, "\(message): \(String(cString: strerror(errno)))")
+    private static func failure(_ message: String) -> IdentityError {
+        IdentityError(.storage, "\(message): \(String(cString: strerror(errno)))")
     }
 }
