@@ -89,13 +89,14 @@ final class ControlPlaneProcess: @unchecked Sendable {
     let bootstrapPort: Int
     /// The built-in token service (HTTPS).
     let tokenPort: Int
-    let arguments: [String]
+    /// Added to `tether-control run`; a test may change them before a restart.
+    var arguments: [String]
     private var process: Process?
     private(set) var logPath = ""
 
     /// Trust domain example.org, as in examples/mesh.yaml; `arguments` are
     /// added to `tether-control run`.
-    init(xds: XDS = .mTLS, arguments: [String] = []) throws {
+    init(xds: XDS = .mTLS, arguments: [String] = [], start: Bool = true) throws {
         root = FileManager.default.temporaryDirectory.appendingPathComponent("tether-it-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
         dataDirectory = root.appendingPathComponent("data").path
@@ -104,7 +105,7 @@ final class ControlPlaneProcess: @unchecked Sendable {
         bootstrapPort = freePort()
         tokenPort = freePort()
         self.arguments = arguments
-        try start()
+        if start { try self.start() }
     }
 
     deinit {

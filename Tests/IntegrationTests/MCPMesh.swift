@@ -93,18 +93,24 @@ final class MCPMesh: @unchecked Sendable {
         }
     }
 
-    static func join(_ control: ControlPlaneProcess, _ id: String, arguments: [String]) throws -> ProxyProcess {
+    /// A proxy for `id`, joined with a token from `control`; `replicas` is its `--control`.
+    static func join(_ control: ControlPlaneProcess, _ id: String, arguments: [String], replicas: String? = nil) throws -> ProxyProcess {
         let created = try control.cli(["token", "create", "--spiffe-id", id])
         let pin = created.stderr.split(whereSeparator: \.isWhitespace).first { $0.hasPrefix("sha256:") }.map(String.init) ?? ""
         return try ProxyProcess(
             xdsPort: control.xdsPort, root: control.root,
             identity: ["--bootstrap", "127.0.0.1:\(control.bootstrapPort)", "--join-token", created.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "--ca-hash", pin],
-            arguments: ["--token-service", "127.0.0.1:\(control.tokenPort)"] + arguments
+            arguments: ["--token-service", "127.0.0.1:\(control.tokenPort)"] + arguments, control: replicas
         )
     }
 
     /// The mesh config; `allowAdd` decides whether the agent may call `add`.
     func config(allowAdd: Bool, routeTimeout: String? = nil) -> String {
+        Self.config(serverProxy: serverProxy, serverPort: server.port, allowAdd: allowAdd, routeTimeout: routeTimeout)
+    }
+
+    /// The mesh config for a serving proxy in front of the SDK server on `serverPort`.
+    static func config(serverProxy: ProxyProcess, serverPort: Int, allowAdd: Bool, routeTimeout: String? = nil) -> String {
         """
         apiVersion: tether.dev/v1alpha1
         kind: MCPBackend
@@ -113,7 +119,7 @@ final class MCPMesh: @unchecked Sendable {
           inMesh:
             spiffeID: \(Self.serving)
             address: 127.0.0.1:\(serverProxy.inboundPort)
-            upstream: http://127.0.0.1:\(server.port)/mcp
+            upstream: http://127.0.0.1:\(serverPort)/mcp
         ---
         apiVersion: tether.dev/v1alpha1
         kind: Route

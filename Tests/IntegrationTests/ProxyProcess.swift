@@ -9,6 +9,7 @@ final class ProxyProcess: @unchecked Sendable {
     // @unchecked: `process` changes only in start()/stop(), called by the
     // owning test from one task at a time.
     let xdsPort: Int
+    let control: String
     let adminPort: Int
     /// The data-path listeners, on free loopback ports.
     let outboundPort: Int
@@ -30,8 +31,10 @@ final class ProxyProcess: @unchecked Sendable {
         try self.init(xdsPort: xdsPort, root: root, identity: ["--insecure-xds", "--node-id", node])
     }
 
-    init(xdsPort: Int, root: URL, identity: [String], environment: [String: String] = [:], arguments: [String] = [], waitForAdmin: Bool = true) throws {
+    /// `control`: the `--control` value, by default 127.0.0.1:`xdsPort`.
+    init(xdsPort: Int, root: URL, identity: [String], environment: [String: String] = [:], arguments: [String] = [], control: String? = nil, waitForAdmin: Bool = true) throws {
         self.xdsPort = xdsPort
+        self.control = control ?? "127.0.0.1:\(xdsPort)"
         identityArguments = identity
         self.environment = environment
         extraArguments = arguments
@@ -60,7 +63,7 @@ final class ProxyProcess: @unchecked Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: tetherProxyBinary)
         process.arguments = [
-            "run", "--control", "127.0.0.1:\(xdsPort)", "--data-dir", dataDirectory, "--admin-address", "127.0.0.1:\(adminPort)",
+            "run", "--control", control, "--data-dir", dataDirectory, "--admin-address", "127.0.0.1:\(adminPort)",
             "--outbound-address", "127.0.0.1:\(outboundPort)", "--inbound-address", "127.0.0.1:\(inboundPort)", "--access-log", accessLogPath,
         ] + identityArguments + extraArguments
         if !environment.isEmpty {

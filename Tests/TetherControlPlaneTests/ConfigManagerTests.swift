@@ -32,7 +32,7 @@ struct ConfigManagerTests {
             .replacingOccurrences(of: "timeout: 30s", with: "timeout: 45s")
             .replacingOccurrences(of: "clockSkew: 30s", with: "clockSkew: 1m")
         let bad = changed + "\n---\n" + credential("broken", "\"\"")
-        #expect(throws: ControlPlaneError.self) { try plane.apply(bad) }
+        await #expect(throws: ControlPlaneError.self) { try await plane.apply(bad) }
         do { try await plane.apply(bad) } catch let error as ControlPlaneError {
             #expect(error.code == .invalidConfig)
             #expect(error.diagnostics.count == 1)
@@ -41,7 +41,7 @@ struct ConfigManagerTests {
         }
         // A set-level error (dangling reference) in an otherwise valid apply.
         let dangling = changed.replacingOccurrences(of: "backend: github\n  identityProvider", with: "backend: gitlab\n  identityProvider")
-        #expect(throws: ControlPlaneError.self) { try plane.apply(dangling) }
+        await #expect(throws: ControlPlaneError.self) { try await plane.apply(dangling) }
 
         let after = try await plane.store.currentState()
         #expect(after == before)
@@ -99,19 +99,19 @@ struct ConfigManagerTests {
         for (revision, state) in states {
             await #expect(plane.canonicalState(try plane.store.state(at: revision)) == state)
         }
-        #expect(throws: ControlPlaneError.self) { try plane.store.state(at: 99) }
-        #expect(throws: ControlPlaneError.self) { try plane.manager.rollback(AdminProtocol.RollbackRequest(revision: 99, dryRun: false), author: "t") }
+        await #expect(throws: ControlPlaneError.self) { try await plane.store.state(at: 99) }
+        await #expect(throws: ControlPlaneError.self) { try await plane.manager.rollback(AdminProtocol.RollbackRequest(revision: 99, dryRun: false), author: "t") }
     }
 
     @Test func deleteIsRefusedWhileReferencedAndOtherwiseRecorded() async throws {
         let plane = try TestControlPlane()
         try await plane.apply(try exampleMesh())
         let backend = ResourceID(.mcpBackend, "github")
-        #expect(throws: ControlPlaneError.self) {
-            try plane.manager.delete(AdminProtocol.DeleteRequest(ids: [backend], sources: [], dryRun: false), author: "t")
+        await #expect(throws: ControlPlaneError.self) {
+            try await plane.manager.delete(AdminProtocol.DeleteRequest(ids: [backend], sources: [], dryRun: false), author: "t")
         }
-        #expect(throws: ControlPlaneError.self) {
-            try plane.manager.delete(AdminProtocol.DeleteRequest(ids: [ResourceID(.route, "nope")], sources: [], dryRun: false), author: "t")
+        await #expect(throws: ControlPlaneError.self) {
+            try await plane.manager.delete(AdminProtocol.DeleteRequest(ids: [ResourceID(.route, "nope")], sources: [], dryRun: false), author: "t")
         }
         let all = try await plane.manager.delete(AdminProtocol.DeleteRequest(ids: [], sources: [ConfigSource(name: "m.yaml", text: try exampleMesh())], dryRun: false), author: "t")
         #expect(all.revision == 2)

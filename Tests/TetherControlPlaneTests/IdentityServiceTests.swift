@@ -41,7 +41,7 @@ struct IdentityServiceTests {
         #expect(result.bundle.x509Authorities == [identity.ca.certificate])
 
         // Replay: refused.
-        #expect(throws: ControlPlaneError.self) { try identity.join(token: token, csrDER: try csr(for: triage)) }
+        await #expect(throws: ControlPlaneError.self) { try await identity.join(token: token, csrDER: try csr(for: triage)) }
         do { _ = try await identity.join(token: token, csrDER: try csr(for: triage)) } catch let error as ControlPlaneError {
             #expect(error.code == .permissionDenied)
             #expect(error.message.contains("already used"))
@@ -77,7 +77,7 @@ struct IdentityServiceTests {
             #expect(error.code == .permissionDenied)
             #expect(error.message.contains("join token is for spiffe://example.org/agent/triage"))
         }
-        #expect(throws: ControlPlaneError.self) { try identity.join(token: token, csrDER: try csr(for: triage)) }
+        await #expect(throws: ControlPlaneError.self) { try await identity.join(token: token, csrDER: try csr(for: triage)) }
     }
 
     @Test func tokensAreStoredOnlyAsHashesAndIssuedCertificatesAreRecorded() async throws {
@@ -95,9 +95,9 @@ struct IdentityServiceTests {
     @Test func tokensAreOnlyForWorkloadsOfTheTrustDomain() async throws {
         let plane = try TestControlPlane()
         let identity = try await service(plane)
-        #expect(throws: ControlPlaneError.self) { try identity.createJoinToken(for: try SPIFFEID("spiffe://other.org/agent"), author: "t") }
-        #expect(throws: ControlPlaneError.self) { try identity.createJoinToken(for: try SPIFFEID("spiffe://example.org"), author: "t") }
-        #expect(throws: ControlPlaneError.self) { try identity.createJoinToken(for: triage, ttl: 0, author: "t") }
+        await #expect(throws: ControlPlaneError.self) { try await identity.createJoinToken(for: try SPIFFEID("spiffe://other.org/agent"), author: "t") }
+        await #expect(throws: ControlPlaneError.self) { try await identity.createJoinToken(for: try SPIFFEID("spiffe://example.org"), author: "t") }
+        await #expect(throws: ControlPlaneError.self) { try await identity.createJoinToken(for: triage, ttl: 0, author: "t") }
     }
 
     @Test func theCAIsGeneratedOnceKeptPrivateAndBoundToItsTrustDomain() async throws {
@@ -122,9 +122,9 @@ struct IdentityServiceTests {
         let (token, _) = try await identity.createJoinToken(for: triage, author: "test")
         try await identity.setRevoked(triage, revoked: true, author: "test", reason: "lost laptop")
         #expect(identity.revoked.current == [triage])
-        #expect(throws: ControlPlaneError.self) { try identity.join(token: token, csrDER: try csr(for: nil)) }
-        #expect(throws: ControlPlaneError.self) { try identity.renew(csrDER: try csr(for: triage), for: triage) }
-        #expect(throws: ControlPlaneError.self) { try identity.createJoinToken(for: triage, author: "test") }
+        await #expect(throws: ControlPlaneError.self) { try await identity.join(token: token, csrDER: try csr(for: nil)) }
+        await #expect(throws: ControlPlaneError.self) { try await identity.renew(csrDER: try csr(for: triage), for: triage) }
+        await #expect(throws: ControlPlaneError.self) { try await identity.createJoinToken(for: triage, author: "test") }
         await #expect(throws: ControlPlaneError.self) { try await identity.mintJWTSVID(for: triage, audience: ["x"]) }
         let stored = try await identity.revokedIdentities()
         #expect(stored.map(\.spiffeID) == [triage.description] && stored.first?.reason == "lost laptop" && stored.first?.revokedBy == "test")

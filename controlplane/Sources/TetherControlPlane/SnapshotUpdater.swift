@@ -33,6 +33,9 @@ public final class SnapshotUpdater: Service, Sendable {
     }
 
     public func run() async throws {
+        // However it ends — stopped, cancelled, or failing at its first
+        // build — subscribers' streams end with it.
+        defer { publisher.close() }
         // The commits the published snapshot includes: a signal left over
         // from a burst already built is no reason to build it again.
         var built = generation.load(ordering: .sequentiallyConsistent)
@@ -60,7 +63,6 @@ public final class SnapshotUpdater: Service, Sendable {
         } onGracefulShutdown: {
             self.signal.finish()
         }
-        publisher.close()
     }
 
     private func rebuild() async throws {
