@@ -4,13 +4,16 @@ import GRPCNIOTransportHTTP2
 import Synchronization
 import TetherXDS
 
-/// Control-plane convergence: one `tether-control` and N simulated proxies
-/// (delta ADS streams, each its own SPIFFE ID, all subscribed to every type)
-/// in this separate process. Applies `changes` route changes one by one and
-/// reports how long until every proxy has the new route (each ACKs on
-/// receipt), and the control plane's RSS per connected stream.
+/// Control-plane convergence: one `tether-control` — or `--replicas R` of them
+/// on a shared PostgreSQL store — and N simulated proxies (delta ADS streams,
+/// each its own SPIFFE ID, all subscribed to every type, spread round-robin
+/// over the replicas) in this separate process. Applies `changes` route
+/// changes one by one on the first replica and reports how long until every
+/// proxy has the new route (each ACKs on receipt), and each replica's RSS
+/// and RSS per connected stream.
 ///
 ///   tether-xds-bench --control-binary .build/release/tether-control --clients 1000
+///   tether-xds-bench --clients 1000 --replicas 3 --store postgres://… --kek FILE
 @main
 struct XDSConvergenceBenchmark {
     static func main() async throws {
@@ -19,23 +22,32 @@ struct XDSConvergenceBenchmark {
         let clients = Int(arguments.value("--clients") ?? "10") ?? 10
         let changes = Int(arguments.value("--changes") ?? "20") ?? 20
         let streamsPerConnection = Int(arguments.value("--streams-per-connection") ?? "100") ?? 100
+        let replicas = Int(arguments.value("--replicas") ?? "1") ?? 1
+        var shared: [String] = []
+        if let store = arguments.value("--store") {
+            shared = ["--store", store, "--key-encryption-key-file", arguments.value("--kek") ?? "kek"]
+        } else if replicas > 1 {
+            throw BenchmarkError("--replicas needs --store postgres://… and --kek FILE")
+        }
 
-        let control = try ControlPlane(binary: controlBinary)
-        defer { control.stop() }
+        let controls = try (0..<replicas).map { _ in try ControlPlane(binary: controlBinary, store: shared) }
+        defer { controls.forEach { $0.stop() } }
+        let control = controls[0]
         try control.apply(mesh(timeoutSeconds: 1))
-        let baseline = control.rssKiB()
+        let baseline = controls.map { $0.rssKiB() }
 
         let tracker = Tracker(clients: clients)
-        let port = control.xdsPort
+        let ports = controls.map(\.xdsPort)
         try await withThrowingTaskGroup(of: Void.self) { group in
             for connection in 0..<((clients + streamsPerConnection - 1) / streamsPerConnection) {
                 let ids = (connection * streamsPerConnection)..<min(clients, (connection + 1) * streamsPerConnection)
+                let port = ports[connection % ports.count]
                 group.addTask { try await runConnection(port: port, clients: ids, tracker: tracker) }
             }
             group.addTask {
                 defer { tracker.finish() }
                 try await tracker.waitForAll(changeCount: 1, timeout: .seconds(120))
-                let connected = control.rssKiB()
+                let connected = controls.map { $0.rssKiB() }
                 var allAcked: [Double] = []
                 var perProxy: [Double] = []
                 for change in 1...changes {
@@ -46,10 +58,11 @@ struct XDSConvergenceBenchmark {
                     allAcked.append(arrivals.max() ?? 0)
                     perProxy += arrivals
                 }
-                let perStream = Double(connected - baseline) / Double(clients)
-                print(String(format: "clients=%d changes=%d all-acked-ms p50=%.1f p99=%.1f max=%.1f per-proxy-ms p50=%.1f p99=%.1f control-rss-mib baseline=%.1f connected=%.1f per-stream-kib=%.1f",
-                    clients, changes, percentile(allAcked, 0.5), percentile(allAcked, 0.99), allAcked.max() ?? 0,
-                    percentile(perProxy, 0.5), percentile(perProxy, 0.99), Double(baseline) / 1024, Double(connected) / 1024, perStream))
+                let perStream = Double(zip(connected, baseline).map { $0 - $1 }.reduce(0, +)) / Double(clients)
+                let mib = { (values: [Int]) in values.map { String(format: "%.1f", Double($0) / 1024) }.joined(separator: "/") }
+                print(String(format: "replicas=%d clients=%d changes=%d all-acked-ms p50=%.1f p99=%.1f max=%.1f per-proxy-ms p50=%.1f p99=%.1f control-rss-mib baseline=%@ connected=%@ per-stream-kib=%.1f",
+                    replicas, clients, changes, percentile(allAcked, 0.5), percentile(allAcked, 0.99), allAcked.max() ?? 0,
+                    percentile(perProxy, 0.5), percentile(perProxy, 0.99), mib(baseline), mib(connected), perStream))
             }
             try await group.next()
             group.cancelAll()
@@ -201,14 +214,15 @@ final class ControlPlane: Sendable {
     let xdsPort: Int
     let process: Process
 
-    init(binary: String) throws {
+    /// `store`: the `--store` arguments of a replica; none for SQLite.
+    init(binary: String, store: [String]) throws {
         self.binary = binary
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("tether-bench-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         xdsPort = Int.random(in: 20000...40000)
         process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["run", "--data-dir", directory + "/data", "--insecure-xds", "--xds-address", "127.0.0.1:\(xdsPort)", "--log-level", "warning"]
+        process.arguments = ["run", "--data-dir", directory + "/data", "--insecure-xds", "--xds-address", "127.0.0.1:\(xdsPort)", "--log-level", "warning"] + store
         try process.run()
         for _ in 0..<200 {
             if (try? run(["history"])) != nil { return }

@@ -71,37 +71,30 @@ struct HighAvailabilityTests {
         }
 
         // MCP calls in a loop while the agent's replica dies.
-        let url = "http://127.0.0.1:\(agent.outboundPort)/github"
-        let stop = StopFlag()
-        let loop = Task {
-            var (ok, failed, id) = (0, [String](), 0)
-            // Stopped by a flag, not by cancellation, which would cancel the call in flight.
-            while !stop.isSet {
-                id += 1
-                do {
-                    let response = try await post(url, body: modernRequest(id: id, method: "tools/call", params: ["name": "echo", "arguments": ["text": "call \(id)"]]), method: "tools/call", name: "echo")
-                    if response.status == 200, response.body.contains("call \(id)") { ok += 1 } else { failed.append("\(Date()): \(response.status) \(response.body.prefix(200))") }
-                } catch {
-                    failed.append("\(Date()): \(error)")
-                }
-                try? await Task.sleep(for: .milliseconds(20))
-            }
-            return (ok, failed)
-        }
-        try await Task.sleep(for: .seconds(1))
+        let loop = CallLoop(url: "http://127.0.0.1:\(agent.outboundPort)/github")
+        let running = Task { await loop.run() }
+        try await waitFor("the first calls through the mesh", seconds: 20) { loop.succeeded >= 5 }
+        let versions = try await agent.allVersions()
+        let logBeforeKill = agent.log.count
         let established = agent.log.components(separatedBy: "xDS stream established").count
         let killedAt = Date()
         b.killHard()
+        let callsAtKill = loop.succeeded
         try await agent.waitUntil("the agent's proxy to resync through another replica", seconds: 5) {
             agent.log.components(separatedBy: "xDS stream established").count > established
         }
         let resynced = Date().timeIntervalSince(killedAt)
-        try await Task.sleep(for: .seconds(2))
-        stop.set()
-        let (ok, failed) = await loop.value
-        #expect(failed.isEmpty, "\(failed.count) of \(ok + failed.count) MCP calls failed while a replica died: \(failed.prefix(3))")
-        #expect(ok > 20)
+        // Calls go on through the failover, and after it.
+        try await waitFor("20 more calls after the kill", seconds: 60) { loop.succeeded >= callsAtKill + 20 }
+        loop.stop()
+        await running.value
+        #expect(loop.failures.isEmpty, "\(loop.failures.count) of \(loop.succeeded + loop.failures.count) MCP calls failed while a replica died: \(loop.failures.prefix(3))")
         #expect(resynced < 5)
+        // Every replica versions the same revision identically: the new one resends nothing.
+        #expect(try await agent.allVersions() == versions)
+        let sinceKill = String(agent.log.dropFirst(logBeforeKill))
+        let counts = sinceKill.split(whereSeparator: \.isWhitespace).filter { $0.hasPrefix("tether.xds.updated=") || $0.hasPrefix("tether.xds.removed=") }
+        #expect(!counts.isEmpty && counts.allSatisfy { $0.hasSuffix("=0") }, "the new replica resent resources: \(sinceKill)")
         // The proxy still gets changes: from A, through C or A.
         let third = try await offPool { try a.cli(["apply", "-f", try a.file("mesh3.yaml", MCPMesh.config(serverProxy: serving, serverPort: server.port, allowAdd: true, routeTimeout: "20s"))]) }
         #expect(third.status == 0, "\(third.stderr)")
@@ -272,11 +265,40 @@ struct HighAvailabilityTests {
     }
 }
 
-/// A flag one task sets and another polls.
-final class StopFlag: Sendable {
-    private let value = Atomic<Bool>(false)
-    var isSet: Bool { value.load(ordering: .relaxed) }
-    func set() { value.store(true, ordering: .relaxed) }
+/// MCP `tools/call`s one after another until stopped — by a flag, not by
+/// cancellation, which would cancel the call in flight — recording every
+/// failure.
+final class CallLoop: Sendable {
+    let url: String
+    private let stopped = Atomic<Bool>(false)
+    private let okCount = Atomic<Int>(0)
+    private let failed = Mutex<[String]>([])
+
+    init(url: String) { self.url = url }
+
+    var succeeded: Int { okCount.load(ordering: .relaxed) }
+    var failures: [String] { failed.withLock { $0 } }
+    func stop() { stopped.store(true, ordering: .relaxed) }
+
+    func run() async {
+        var id = 0
+        while !stopped.load(ordering: .relaxed) {
+            id += 1
+            do {
+                let response = try await post(url, body: modernRequest(id: id, method: "tools/call", params: ["name": "echo", "arguments": ["text": "call \(id)"]]), method: "tools/call", name: "echo")
+                if response.status == 200, response.body.contains("call \(id)") {
+                    okCount.add(1, ordering: .relaxed)
+                } else {
+                    let line = "\(Date()): \(response.status) \(response.body.prefix(200))"
+                    failed.withLock { $0.append(line) }
+                }
+            } catch {
+                let line = "\(Date()): \(error)"
+                failed.withLock { $0.append(line) }
+            }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+    }
 }
 
 /// Polls `condition` every 200 ms until it holds, at most `seconds`.

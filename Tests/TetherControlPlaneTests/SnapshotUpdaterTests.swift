@@ -16,7 +16,7 @@ import TetherXDS
 /// outcomes (with a deadline) rather than for fixed times where they can.
 @Suite("Snapshot updater", .timeLimit(.minutes(1)))
 struct SnapshotUpdaterTests {
-    /// The test store, counting the reads a rebuild makes, and able to fail them.
+    /// The test store, counting the reads rebuilds have made, and able to fail them.
     final class CountingStore: ConfigStore {
         let base: SQLiteConfigStore
         let reads = Atomic<Int>(0)
@@ -24,8 +24,10 @@ struct SnapshotUpdaterTests {
 
         init(_ base: SQLiteConfigStore) { self.base = base }
 
+        /// Counted once the read is done: a rebuild counted has read its state,
+        /// so a commit after the count cannot be in it.
         func currentState() async throws(ControlPlaneError) -> StoreState {
-            reads.add(1, ordering: .sequentiallyConsistent)
+            defer { reads.add(1, ordering: .sequentiallyConsistent) }
             if failing.load(ordering: .sequentiallyConsistent) { throw ControlPlaneError(.storage, "the test store is failing") }
             return try await base.currentState()
         }
