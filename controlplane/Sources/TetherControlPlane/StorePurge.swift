@@ -3,13 +3,14 @@ import Logging
 import ServiceLifecycle
 
 /// Forgets join tokens and certificate records that expired more than a
-/// day ago, hourly. With a shared store one replica at a time does it (the
+/// week ago (the records stay long enough to answer "who held this serial
+/// last week?"), hourly. With a shared store one replica at a time does it (the
 /// store takes an advisory lock and the others skip).
 struct StorePurge: Service {
     let store: any IdentityStore
     let logger: Logger
     var interval: Duration = .seconds(3600)
-    var retention: TimeInterval = 24 * 3600
+    var retention: TimeInterval = 7 * 24 * 3600
 
     func run() async {
         await cancelWhenGracefulShutdown {

@@ -35,6 +35,9 @@ struct Migrate: AsyncParsableCommand {
             let environment = ProcessInfo.processInfo.environment
             let location = try PostgresLocation(url: to, password: try PostgresLocation.password(file: storePasswordFile, environment: environment), what: "--to")
             let kek = try KeyEncryptionKey.load(file: keyEncryptionKeyFile, environment: environment)
+            guard FileManager.default.fileExists(atPath: "\(from)/tether.db") else {
+                throw CLIError("--from \(from) holds no tether.db; give the data directory of the control plane to copy")
+            }
             let directory = try DataDirectory.prepare(path: from)
             let target = try await PostgresStore(location: location, logger: Logger(label: "tether-control"))
             defer { target.close() }

@@ -5,7 +5,7 @@ import TetherXDS
 
 struct Proxies: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Show every proxy's xDS streams and how far each type of config has reached it.",
+        abstract: "Show every proxy's xDS streams and how far each type of config has reached it (with replicas: on every replica).",
         discussion: """
             STATUS per type: SYNCED (the proxy ACKed exactly its current config), STALE (sent and \
             not yet ACKed, or changed since), NACKED (the proxy rejected it; MESSAGE says why and \
@@ -38,14 +38,17 @@ struct Proxies: AsyncParsableCommand {
                 printError("No proxies have connected.")
                 return
             }
-            var rows = [["NODE", "STREAM", "CONNECTED", "TYPE", "STATUS", "VERSION", "MESSAGE"]]
+            // With replicas, which one each stream is on.
+            let replicated = response.proxies.contains { $0.replica != nil }
+            var rows = [["NODE"] + (replicated ? ["REPLICA"] : []) + ["STREAM", "CONNECTED", "TYPE", "STATUS", "VERSION", "MESSAGE"]]
             for proxy in response.proxies {
                 let connected = proxy.disconnectedAt.map { "gone since \($0.formatted(.iso8601))" } ?? proxy.connectedAt.formatted(.iso8601)
+                let stream = [proxy.node] + (replicated ? [proxy.replica ?? "-"] : []) + ["\(proxy.stream) (\(proxy.mode.rawValue))", connected]
                 for type in proxy.types {
-                    rows.append([proxy.node, "\(proxy.stream) (\(proxy.mode.rawValue))", connected, type.kind.rawValue, type.state.rawValue, type.version ?? "-", type.message ?? ""])
+                    rows.append(stream + [type.kind.rawValue, type.state.rawValue, type.version ?? "-", type.message ?? ""])
                 }
                 if proxy.types.isEmpty {
-                    rows.append([proxy.node, "\(proxy.stream) (\(proxy.mode.rawValue))", connected, "-", "-", "-", ""])
+                    rows.append(stream + ["-", "-", "-", ""])
                 }
             }
             print(ResourceTable.align(rows), terminator: "")

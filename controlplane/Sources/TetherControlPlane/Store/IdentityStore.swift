@@ -111,9 +111,7 @@ extension SQLiteConfigStore: IdentityStore {
 
     public func revokedIdentities() async throws(ControlPlaneError) -> [RevokedIdentity] {
         try await read { db in
-            try Row.fetchAll(db, sql: "SELECT spiffe_id, revoked_at, revoked_by, reason FROM revoked_identities ORDER BY spiffe_id").map { row in
-                RevokedIdentity(spiffeID: row["spiffe_id"], revokedAt: StoreDates.parse(row["revoked_at"]), revokedBy: row["revoked_by"], reason: row["reason"])
-            }
+            try Self.revoked(db)
         }
     }
 
@@ -148,10 +146,14 @@ extension SQLiteConfigStore: IdentityStore {
                 issued: try Row.fetchAll(db, sql: "SELECT * FROM issued_certificates ORDER BY serial").map { row in
                     IssuedCertificate(serial: row["serial"], spiffeID: row["spiffe_id"], issuedAt: StoreDates.parse(row["issued_at"]), notAfter: StoreDates.parse(row["not_after"]))
                 },
-                revoked: try Row.fetchAll(db, sql: "SELECT spiffe_id, revoked_at, revoked_by, reason FROM revoked_identities ORDER BY spiffe_id").map { row in
-                    RevokedIdentity(spiffeID: row["spiffe_id"], revokedAt: StoreDates.parse(row["revoked_at"]), revokedBy: row["revoked_by"], reason: row["reason"])
-                }
+                revoked: try Self.revoked(db)
             )
+        }
+    }
+
+    private static func revoked(_ db: Database) throws -> [RevokedIdentity] {
+        try Row.fetchAll(db, sql: "SELECT spiffe_id, revoked_at, revoked_by, reason FROM revoked_identities ORDER BY spiffe_id").map { row in
+            RevokedIdentity(spiffeID: row["spiffe_id"], revokedAt: StoreDates.parse(row["revoked_at"]), revokedBy: row["revoked_by"], reason: row["reason"])
         }
     }
 }
