@@ -23,7 +23,7 @@ public struct InsecureNodeAuthenticator: XDSNodeAuthenticator {
 }
 
 /// One ADS stream's protocol logic, delta or state of the world.
-protocol ADSStreamStateMachine: Sendable {
+protocol ADSStreamStateMachine: SyncStatusSource {
     associatedtype Request: Sendable
     associatedtype Response: Sendable
     static var mode: ProxyStatus.Mode { get }
@@ -32,7 +32,6 @@ protocol ADSStreamStateMachine: Sendable {
     var node: SPIFFEID { get }
     mutating func receive(_ request: Request) -> Response?
     mutating func update(view: MeshView) -> [Response]
-    var status: [TypeSyncStatus] { get }
 }
 
 extension DeltaStreamStateMachine: ADSStreamStateMachine {
@@ -153,7 +152,7 @@ public struct ADSService: Envoy_Service_Discovery_V3_AggregatedDiscoveryService.
                 case .clientDone, .shutdown:
                     break loop
                 }
-                if let stream, let machine { registry.update(stream: stream, types: machine.status) }
+                if let stream, let machine { registry.update(stream: stream, source: machine) }
             }
             if let machine {
                 logger.info("xDS stream closed", metadata: ["tether.node": "\(machine.node)"])

@@ -105,11 +105,8 @@ public struct DeltaStreamStateMachine: Sendable {
 
     /// What the client should hold for a type: name → version.
     func desired(_ kind: ResourceKind, _ state: TypeState) -> [String: String] {
-        var result: [String: String] = [:]
-        for (name, item) in view.resources(of: kind) where state.wildcard || state.explicit.contains(name) {
-            result[name] = item.version
-        }
-        return result
+        let all = view.versions[kind] ?? [:]
+        return state.wildcard ? all : all.filter { state.explicit.contains($0.key) }
     }
 
     private mutating func respond(_ kind: ResourceKind) -> Response? {

@@ -94,10 +94,18 @@ public struct MeshSnapshot: Sendable {
 public struct MeshView: Hashable, Sendable {
     public let revision: Int64
     public let resources: [ResourceID: VersionedResource]
+    /// Each kind's resource versions by name, computed once: an xDS stream
+    /// compares them with what its proxy holds after every message, and at
+    /// thousands of streams rebuilding them each time dominated the control
+    /// plane's CPU.
+    public let versions: [ResourceKind: [String: String]]
 
     public init(revision: Int64, resources: [ResourceID: VersionedResource]) {
         self.revision = revision
         self.resources = resources
+        var versions: [ResourceKind: [String: String]] = [:]
+        for (id, item) in resources { versions[id.kind, default: [:]][id.name] = item.version }
+        self.versions = versions
     }
 
     /// The resources of one kind, by name.

@@ -19,15 +19,20 @@ struct ReplicaPresence: Service, ProxyDirectory {
 
     func run() async {
         await cancelWhenGracefulShutdown {
-            var published: Data?
+            var published: (generation: UInt64, proxies: Data)?
             var lastWrite = ContinuousClock.now
             while !Task.isCancelled {
-                let encoded = (try? JSONEncoder.presence.encode(registry.all)) ?? Data("[]".utf8)
-                if encoded != published || ContinuousClock.now - lastWrite >= heartbeat {
+                let generation = registry.generation
+                // Nothing changed since the last write: only a heartbeat is due, if that.
+                let encoded = published.flatMap { $0.generation == generation ? $0.proxies : nil }
+                    ?? (try? JSONEncoder.presence.encode(registry.all)) ?? Data("[]".utf8)
+                if encoded != published?.proxies || ContinuousClock.now - lastWrite >= heartbeat {
                     if (try? await write(encoded)) != nil {
-                        published = encoded
+                        published = (generation, encoded)
                         lastWrite = .now
                     }
+                } else {
+                    published = (generation, encoded)
                 }
                 do { try await Task.sleep(for: interval) } catch { return }
             }
