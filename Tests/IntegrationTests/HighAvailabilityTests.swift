@@ -23,22 +23,24 @@ struct HighAvailabilityTests {
         return path
     }
 
-    static func proxies(_ control: ControlPlaneProcess) throws -> [[String: Any]] {
-        let result = try control.cli(["proxies", "-o", "json"])
+    static func proxies(_ control: ControlPlaneProcess) async throws -> [[String: Any]] {
+        let result = try await control.run(["proxies", "-o", "json"])
         return (try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]]) ?? []
     }
 
     /// The revision numbers `history` lists, oldest first.
-    static func revisions(_ control: ControlPlaneProcess) throws -> [Int] {
-        try control.cli(["history"]).stdout.split(separator: "\n").dropFirst().compactMap { Int($0.split(separator: " ").first ?? "") }.reversed()
+    static func revisions(_ control: ControlPlaneProcess) async throws -> [Int] {
+        try await control.run(["history"]).stdout.split(separator: "\n").dropFirst().compactMap { Int($0.split(separator: " ").first ?? "") }.reversed()
     }
 
     @Test func anApplyOnOneReplicaReachesEveryProxyAndAKilledReplicaCostsNoCall() async throws {
         let cluster = try await offPool { try PostgresCluster() }
-        let a = try await offPool { try Self.replica("replica-a", on: cluster, kek: try Self.keyEncryptionKey(in: cluster.root)) }
+        // 10 s SVIDs: the proxies renew every ~5 s, so renewals are tested through the failover too.
+        let ttl = ["--svid-ttl", "10s"]
+        let a = try await offPool { try Self.replica("replica-a", on: cluster, kek: try Self.keyEncryptionKey(in: cluster.root), extra: ttl) }
         let kek = a.arguments[a.arguments.firstIndex(of: "--key-encryption-key-file")! + 1]
-        let b = try await offPool { try Self.replica("replica-b", on: cluster, kek: kek) }
-        let c = try await offPool { try Self.replica("replica-c", on: cluster, kek: kek) }
+        let b = try await offPool { try Self.replica("replica-b", on: cluster, kek: kek, extra: ttl) }
+        let c = try await offPool { try Self.replica("replica-c", on: cluster, kek: kek, extra: ttl) }
         @Sendable func list(_ replicas: ControlPlaneProcess...) -> String { replicas.map { "127.0.0.1:\($0.xdsPort)" }.joined(separator: ",") }
         // Tokens made on one replica are redeemed on another.
         let server = try await offPool { try MCPServerProcess(root: a.root) }
@@ -55,10 +57,12 @@ struct HighAvailabilityTests {
         }
         // Every replica lists both proxies, with the replica each is on.
         try await agent.waitUntil("every replica to list both proxies", seconds: 20) {
-            try [a, b, c].allSatisfy { replica in
-                let listed = try Self.proxies(replica).filter { $0["disconnectedAt"] == nil }
-                return Set(listed.compactMap { "\($0["node"] ?? "")@\($0["replica"] ?? "")" }) == ["\(MCPMesh.agent)@replica-b", "\(MCPMesh.serving)@replica-c"]
+            for replica in [a, b, c] {
+                let listed = try await Self.proxies(replica).filter { $0["disconnectedAt"] == nil }
+                let seen = Set(listed.compactMap { "\($0["node"] ?? "")@\($0["replica"] ?? "")" })
+                if seen != ["\(MCPMesh.agent)@replica-b", "\(MCPMesh.serving)@replica-c"] { return false }
             }
+            return true
         }
         // An apply on A changes both proxies' policy (they are on B and C).
         let before = try await agent.versions()["AuthorizationPolicy/github-tools"]
@@ -84,6 +88,11 @@ struct HighAvailabilityTests {
             agent.log.components(separatedBy: "xDS stream established").count > established
         }
         let resynced = Date().timeIntervalSince(killedAt)
+        // The agent renews its SVID through another replica: its first, B, is gone.
+        try await agent.waitUntil("an SVID renewal after replica B died", seconds: 15) {
+            String(agent.log.dropFirst(logBeforeKill)).contains("SVID rotated")
+        }
+        #expect(!String(agent.log.dropFirst(logBeforeKill)).contains("SVID renewal failed"), "\(agent.log)")
         // Calls go on through the failover, and after it.
         try await waitFor("20 more calls after the kill", seconds: 60) { loop.succeeded >= callsAtKill + 20 }
         loop.stop()
@@ -105,9 +114,9 @@ struct HighAvailabilityTests {
 
         // The killed replica restarts and rejoins: it serves the current state.
         try await offPool { try b.start() }
-        #expect(try Self.revisions(b) == [1, 2, 3])
+        await #expect(try Self.revisions(b) == [1, 2, 3])
         try await agent.waitUntil("the restarted replica to list the proxies", seconds: 20) {
-            try Set(Self.proxies(b).filter { $0["disconnectedAt"] == nil }.compactMap { $0["node"] as? String }) == [MCPMesh.agent, MCPMesh.serving]
+            try await Set(Self.proxies(b).filter { $0["disconnectedAt"] == nil }.compactMap { $0["node"] as? String }) == [MCPMesh.agent, MCPMesh.serving]
         }
     }
 
@@ -117,7 +126,7 @@ struct HighAvailabilityTests {
         let kek = a.arguments[a.arguments.firstIndex(of: "--key-encryption-key-file")! + 1]
         let b = try await offPool { try Self.replica("replica-b", on: cluster, kek: kek) }
         let credential = { @Sendable (value: String) in "{apiVersion: tether.dev/v1alpha1, kind: Credential, metadata: {name: pat}, spec: {value: \(value)}}" }
-        #expect(try a.cli(["apply", "-f", "-"], stdin: credential("v1")).status == 0)
+        #expect(try await a.run(["apply", "-f", "-"], stdin: credential("v1")).status == 0)
 
         try await offPool { try cluster.stop() }
         let started = Date()
@@ -132,12 +141,12 @@ struct HighAvailabilityTests {
         // Both replicas reconnect by themselves; nothing was lost or doubled.
         for (replica, value) in [(a, "v3"), (b, "v4")] {
             try await waitFor("\(replica.arguments.last ?? "") to reach the database again", seconds: 30) {
-                try replica.cli(["apply", "-f", "-"], stdin: credential(value)).status == 0
+                try await replica.run(["apply", "-f", "-"], stdin: credential(value)).status == 0
             }
         }
-        #expect(try Self.revisions(a) == [1, 2, 3])
-        #expect(try Self.revisions(b) == [1, 2, 3])
-        #expect(try cluster.psql("SELECT count(*) FROM revisions") == "3")
+        await #expect(try Self.revisions(a) == [1, 2, 3])
+        await #expect(try Self.revisions(b) == [1, 2, 3])
+        #expect(try await cluster.query("SELECT count(*) FROM revisions") == "3")
     }
 
     @Test func simultaneousAppliesSerializeAndAJoinTokenRedeemsOnce() async throws {
@@ -152,14 +161,14 @@ struct HighAvailabilityTests {
             let (x, y) = try await (first, second)
             #expect(x.status == 0 && y.status == 0, "\(x.stderr) \(y.stderr)")
         }
-        #expect(try Self.revisions(a) == Array(1...10))
-        let history = try a.cli(["history"]).stdout
+        await #expect(try Self.revisions(a) == Array(1...10))
+        let history = try await a.run(["history"]).stdout
         for round in 0..<5 {
             #expect(history.contains("Credential/a\(round) created") && history.contains("Credential/b\(round) created"))
         }
 
         // One token, redeemed at both replicas at once: one SVID.
-        let created = try a.cli(["token", "create", "--spiffe-id", "spiffe://example.org/operator/race"])
+        let created = try await a.run(["token", "create", "--spiffe-id", "spiffe://example.org/operator/race"])
         let token = created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         let pin = created.stderr.split(whereSeparator: \.isWhitespace).first { $0.hasPrefix("sha256:") }.map(String.init) ?? ""
         @Sendable func enroll(_ replica: ControlPlaneProcess) throws -> CommandResult {
@@ -171,7 +180,7 @@ struct HighAvailabilityTests {
         let outcomes = try await [first, second]
         #expect(outcomes.filter { $0.status == 0 }.count == 1, "\(outcomes.map(\.stderr))")
         #expect(outcomes.contains { $0.stderr.contains("unknown or was already used") }, "\(outcomes.map(\.stderr))")
-        #expect(try cluster.psql("SELECT count(*) FROM issued_certificates WHERE spiffe_id = 'spiffe://example.org/operator/race'") == "1")
+        #expect(try await cluster.query("SELECT count(*) FROM issued_certificates WHERE spiffe_id = 'spiffe://example.org/operator/race'") == "1")
     }
 
     @Test func migrateMovesASQLiteControlPlaneWithoutItsProxiesNoticing() async throws {
@@ -181,24 +190,24 @@ struct HighAvailabilityTests {
         let proxy = try await offPool { try MCPMesh.join(control, MCPMesh.agent, arguments: []) }
         for index in 1...20 {
             let document = "{apiVersion: tether.dev/v1alpha1, kind: Credential, metadata: {name: pat}, spec: {value: ghp_plaintext_\(index), description: rev \(index)}}"
-            #expect(try control.cli(["apply", "-f", "-"], stdin: document).status == 0)
+            #expect(try await control.run(["apply", "-f", "-"], stdin: document).status == 0)
         }
-        #expect(try control.cli(["revoke", "spiffe://example.org/agent/gone"]).status == 0)
+        #expect(try await control.run(["revoke", "spiffe://example.org/agent/gone"]).status == 0)
         try await proxy.waitUntil("the proxy to be ready", seconds: 20) { try await proxy.get("/ready").status == 200 }
-        let history = try control.cli(["history"]).stdout
-        let resources = try control.cli(["get", "all", "-o", "yaml"]).stdout
+        let history = try await control.run(["history"]).stdout
+        let resources = try await control.run(["get", "all", "-o", "yaml"]).stdout
         let versions = try await proxy.allVersions()
-        #expect(try Self.revisions(control) == Array(1...20))
-        #expect(control.terminate() == 0)
+        await #expect(try Self.revisions(control) == Array(1...20))
+        #expect(try await offPool { control.terminate() } == 0)
 
-        let empty = try tetherControl(["migrate", "--from", control.dataDirectory, "--to", cluster.url, "--key-encryption-key-file", kek])
+        let empty = try await runTetherControl(["migrate", "--from", control.dataDirectory, "--to", cluster.url, "--key-encryption-key-file", kek])
         #expect(empty.status == 0, "\(empty.stderr)")
         #expect(empty.stdout.contains("copied 20 revisions"), "\(empty.stdout)")
-        let again = try tetherControl(["migrate", "--from", control.dataDirectory, "--to", cluster.url, "--key-encryption-key-file", kek])
+        let again = try await runTetherControl(["migrate", "--from", control.dataDirectory, "--to", cluster.url, "--key-encryption-key-file", kek])
         #expect(again.status == 1 && again.stderr.contains("not empty"), "\(again.stderr)")
 
         // Not one key or secret in clear in the database.
-        let dump = try cluster.dump()
+        let dump = try await offPool { try cluster.dump() }
         var secrets: [(String, Data)] = (1...20).map { ("credential value \($0)", Data("ghp_plaintext_\($0)".utf8)) }
         secrets.append(("a PEM private key", Data("PRIVATE KEY".utf8)))
         for name in ["ca.key", "jwt.key", "token.key", "token-next.key"] {
@@ -216,12 +225,12 @@ struct HighAvailabilityTests {
         // The same data directory, now a replica on PostgreSQL: same ports.
         control.arguments = ["--store", cluster.url, "--key-encryption-key-file", kek, "--replica-name", "replica-a"]
         try await offPool { try control.start() }
-        #expect(try control.cli(["history"]).stdout == history)
-        #expect(try control.cli(["get", "all", "-o", "yaml"]).stdout == resources)
-        #expect(try control.cli(["revoke", "--list"]).stdout.contains("spiffe://example.org/agent/gone"))
+        #expect(try await control.run(["history"]).stdout == history)
+        #expect(try await control.run(["get", "all", "-o", "yaml"]).stdout == resources)
+        #expect(try await control.run(["revoke", "--list"]).stdout.contains("spiffe://example.org/agent/gone"))
         // The proxy reconnects with the SVID it has, and is resent nothing new.
         try await proxy.waitUntil("the proxy to sync with the PostgreSQL replica", seconds: 30) {
-            let listed = try Self.proxies(control).filter { $0["disconnectedAt"] == nil && $0["node"] as? String == MCPMesh.agent }
+            let listed = try await Self.proxies(control).filter { $0["disconnectedAt"] == nil && $0["node"] as? String == MCPMesh.agent }
             let types = listed.first?["types"] as? [[String: Any]] ?? []
             return !types.isEmpty && types.allSatisfy { $0["state"] as? String == "SYNCED" }
         }
@@ -233,36 +242,54 @@ struct HighAvailabilityTests {
         let control = try await offPool {
             try ControlPlaneProcess(arguments: ["--admin-address", "127.0.0.1:\(adminPort)", "--operator", "spiffe://example.org/operator/alice", "--svid-ttl", "12s"])
         }
-        let pin = try control.cli(["bundle", "-o", "ca-hash"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        func enroll(_ name: String) throws -> String {
+        let pin = try await control.run(["bundle", "-o", "ca-hash"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        func enroll(_ name: String) async throws -> String {
             let directory = control.root.appendingPathComponent("operator-\(name)").path
-            let token = try control.cli(["token", "create", "--spiffe-id", "spiffe://example.org/operator/\(name)"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-            let enrolled = try tetherControl(["operator", "enroll", "--bootstrap", "127.0.0.1:\(control.bootstrapPort)", "--join-token", token, "--ca-hash", pin, "--operator-dir", directory])
+            let token = try await control.run(["token", "create", "--spiffe-id", "spiffe://example.org/operator/\(name)"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            let enrolled = try await runTetherControl(["operator", "enroll", "--bootstrap", "127.0.0.1:\(control.bootstrapPort)", "--join-token", token, "--ca-hash", pin, "--operator-dir", directory])
             #expect(enrolled.status == 0, "\(enrolled.stderr)")
             return directory
         }
-        func remote(_ directory: String, _ arguments: [String], stdin: String? = nil) throws -> CommandResult {
-            try tetherControl(arguments + ["--admin", "127.0.0.1:\(adminPort)", "--operator-dir", directory], stdin: stdin)
+        func remote(_ directory: String, _ arguments: [String], stdin: String? = nil) async throws -> CommandResult {
+            try await runTetherControl(arguments + ["--admin", "127.0.0.1:\(adminPort)", "--operator-dir", directory], stdin: stdin)
         }
         // No client certificate: the TLS handshake fails.
         let anonymous = try await runTool(["curl", "-sSk", "--max-time", "5", "https://127.0.0.1:\(adminPort)/v1/status"], log: control.root.appendingPathComponent("curl.log").path, seconds: 15)
         #expect(anonymous.status != 0, "\(anonymous.output)")
         // A valid SVID that is not on the operator list: 403.
-        let bob = try enroll("bob")
-        let refused = try remote(bob, ["history"])
+        let bob = try await enroll("bob")
+        let refused = try await remote(bob, ["history"])
         #expect(refused.status == 1 && refused.stderr.contains("spiffe://example.org/operator/bob is not an operator"), "\(refused.stderr)")
         // Alice applies; the revision names her.
-        let alice = try enroll("alice")
-        let applied = try remote(alice, ["apply", "-f", "-"], stdin: "{apiVersion: tether.dev/v1alpha1, kind: Credential, metadata: {name: pat}, spec: {value: v1}}")
+        let alice = try await enroll("alice")
+        let applied = try await remote(alice, ["apply", "-f", "-"], stdin: "{apiVersion: tether.dev/v1alpha1, kind: Credential, metadata: {name: pat}, spec: {value: v1}}")
         #expect(applied.status == 0, "\(applied.stderr)")
-        #expect(try remote(alice, ["history"]).stdout.contains("spiffe://example.org/operator/alice"))
+        #expect(try await remote(alice, ["history"]).stdout.contains("spiffe://example.org/operator/alice"))
         // Past half its lifetime the CLI renews her SVID over the endpoint.
         let before = try String(contentsOfFile: alice + "/svid.pem", encoding: .utf8)
         try await Task.sleep(for: .seconds(7))
-        let renewed = try remote(alice, ["history"])
+        let renewed = try await remote(alice, ["history"])
         #expect(renewed.status == 0, "\(renewed.stderr)")
         #expect(try String(contentsOfFile: alice + "/svid.pem", encoding: .utf8) != before)
     }
+}
+
+extension ControlPlaneProcess {
+    /// `cli` off the concurrency pool: it waits for a process.
+    func run(_ arguments: [String], stdin: String? = nil) async throws -> CommandResult {
+        try await offPool { try self.cli(arguments, stdin: stdin) }
+    }
+}
+
+extension PostgresCluster {
+    func query(_ sql: String) async throws -> String {
+        try await offPool { try self.psql(sql) }
+    }
+}
+
+/// `tetherControl` off the concurrency pool.
+func runTetherControl(_ arguments: [String], stdin: String? = nil) async throws -> CommandResult {
+    try await offPool { try tetherControl(arguments, stdin: stdin) }
 }
 
 /// MCP `tools/call`s one after another until stopped — by a flag, not by
