@@ -96,6 +96,10 @@ public enum StoreMigration {
         if FileManager.default.fileExists(atPath: path("ca.pem")) {
             keys.append((ControlPlaneKeys.Name.ca, try StoredCA(certificate: try CAFiles.read(path("ca.pem")), key: try CAFiles.read(path("ca.key"))).encoded()))
         }
+        // Read, never created: migrate writes nothing into the source.
+        guard FileManager.default.fileExists(atPath: path("jwt.key")) else {
+            throw ControlPlaneError(.secrets, "\(path("jwt.key")) is missing; --from must be the data directory of a control plane that has run")
+        }
         keys.append((ControlPlaneKeys.Name.jwt, Data(try CAFiles.loadOrCreateSigningKey("jwt.key", in: directory).pemRepresentation.utf8)))
         guard let secrets = FileManager.default.contents(atPath: directory.secretsKeyPath), secrets.count == 32 else {
             throw ControlPlaneError(.secrets, "\(directory.secretsKeyPath) is missing or not a 32-byte key; without it the stored credentials cannot be read")
